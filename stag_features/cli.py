@@ -1,0 +1,42 @@
+"""The ``stag`` command: catalog, inspect, store and serve subcommands.
+
+Each subcommand lives in the module that owns its work and exposes
+``register(subparsers)``; this file only assembles them, importing lazily so
+that ``stag --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command, module that defines register(subparsers))
+SUBCOMMANDS: tuple[tuple[str, str], ...] = (
+    ("catalog", "stag_features.catalog_cli"),
+    ("inspect", "stag_features.inspect_cli"),
+    ("store", "stag_features.store_cli"),
+    ("serve", "flows.serve_cli"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stag", description="stag: micro-expression feature stores")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for _name, module_name in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"stag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
