@@ -12,17 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AUCode(BaseModel):
-    """One FACS code such as ``R12``, ``A2``, ``4D``, ``AD38``, ``ref(6)``."""
+    """One FACS code such as ``R12``, ``A2``, ``4D``, ``T18``, ``AD38``, ``ref(6)``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     number: int = Field(ge=0)
-    prefix: str | None = Field(None, description="FACS category letters: AD (action descriptor), M (movement), T (tongue)...")
-    side: Literal["L", "R"] | None = None
-    asymmetric: bool = False
+    prefix: str | None = Field(None, description="FACS category letters: AD (action descriptor), M (movement code)")
+    side: Literal["L", "R"] | None = Field(None, description="unilateral: left or right side of the face")
+    asymmetric: bool = Field(False, description="written A12: both sides, one stronger")
+    lip: Literal["T", "B"] | None = Field(None, description="FACS top / bottom lip marker, written T18, B23")
     intensity: str | None = Field(None, description="A..E, or alternatives such as 'A/B'")
     reference: bool = Field(False, description="written ref(N): a referenced, not scored, action")
-    uncertain: bool = False
+    uncertain: bool = Field(False, description="written with a trailing '?', e.g. 12?")
 
     @property
     def is_action_unit(self) -> bool:
@@ -52,7 +53,9 @@ class AUAnnotation(BaseModel):
         """Sorted plain AU numbers present (action descriptors excluded)."""
         found: set[int] = set()
         for term in self.terms:
-            codes = term.alternatives if include_alternatives else term.alternatives[:1] if len(term.alternatives) == 1 else ()
+            if not include_alternatives and len({c.number for c in term.alternatives}) > 1:
+                continue  # "R6 or R12": the coder was not sure which AU
+            codes = term.alternatives
             found.update(c.number for c in codes if c.is_action_unit and not c.reference)
         return tuple(sorted(found))
 

@@ -1,0 +1,156 @@
+"""MEGC 2019 composite ground truth -> SampleRecords.
+
+The official ``combined_3class_gt.csv`` has no header and four columns:
+source dataset (casme2 / samm / smic), subject, clip, label (0 negative,
+1 positive, 2 surprise); 442 rows, 68 subjects. Records keep the *source*
+dataset in ``dataset`` (the protocol reports each part too), and the label as
+``megc2019-3`` class. SAMM subjects are written 6, 7, ... and become ``006``
+as in SAMM itself and in flow-image names.
+
+Variants are recognised from the file's shape, never guessed:
+- ``official``: headerless, four columns, no blank lines: read;
+- ``headered``: the same data with a header row (dataset, sub, filename_o,
+  label, ...), as in HTNet's copy: read;
+- ``blank-lines``: the 441-row copy with ``,,,`` lines between rows (and one
+  sample fewer): refused with an error that names the variant.
+
+Options: ``flow_dir``, a folder of precomputed onset-to-apex flow images named
+``<subject>_<clip> .png`` (the space is part of the name); each record must
+have one, or it is reported as a bad row (``flow_image`` finds it).
+Frames: ``root/<dataset>/<subject>/<clip>`` (SMIC also as ``s1/s1_ne_01``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from schemas.catalog import DatasetEntry
+from schemas.class_schemes import get_scheme
+from schemas.sample_record import SampleRecord
+from stag_features.adapters.base import (
+    COMMON_OPTIONS,
+    AdapterResult,
+    AnnotationError,
+    BadRow,
+    annotation_path,
+    build_records,
+    check_options,
+    entry_schemes,
+    frame,
+    iter_rows,
+    map_columns,
+    normalise_header,
+    read_raw_table,
+    scheme_labels,
+    sheet_option,
+    text,
+)
+from stag_features.au_codes import is_blank
+
+NATIVE_SCHEME = "megc2019-3"
+OFFICIAL_COLUMNS = 4
+HEADER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dataset": ("dataset",),
+    "subject": ("sub", "subject"),
+    "clip": ("filename_o", "filename", "clip"),
+    "label": ("label",),
+    "apex": ("apex",),
+}
+# Flow-image names: "<subject>_<clip> .png" as published (HTNet), or without the space.
+FLOW_IMAGE_PATTERNS: tuple[str, ...] = ("{subject}_{clip} .png", "{subject}_{clip}.png")
+
+
+def subject_code(dataset: str, value: object) -> str:
+    """SAMM subjects zero-padded to three digits (6 -> '006'); others as written."""
+    cell = text(value)
+    if dataset == "samm" and cell.isdigit():
+        return f"{int(cell):03d}"
+    return cell
+
+
+def flow_image(flow_dir: Path, record: SampleRecord) -> Path | None:
+    """The precomputed flow image of a composite record, or None if it is not there."""
+    for pattern in FLOW_IMAGE_PATTERNS:
+        path = Path(flow_dir) / pattern.format(subject=record.subject, clip=record.clip)
+        if path.is_file():
+            return path
+    return None
+
+
+def detect_variant(raw: pd.DataFrame, path: Path) -> str:
+    """'official' or 'headered'; raises AnnotationError for the blank-line variant or another shape."""
+    blank = [i + 1 for i in range(len(raw)) if all(is_blank(c) for c in raw.iloc[i].tolist())]
+    if blank:
+        data_rows = len(raw) - len(blank)
+        raise AnnotationError(
+            f"annotation file {path} is the 'blank-lines' variant of the MEGC 2019 composite "
+            f"({data_rows} data rows, {len(blank)} blank ',,,' lines, first at line {blank[0]}), "
+            f"not the official headerless 442-row combined_3class_gt.csv; use the official file"
+        )
+    first = {normalise_header(c) for c in raw.iloc[0].tolist()} if len(raw) else set()
+    if {"dataset", "label"} <= first:
+        return "headered"
+    if raw.shape[1] != OFFICIAL_COLUMNS:
+        raise AnnotationError(
+            f"annotation file {path}: {raw.shape[1]} columns; the official composite has {OFFICIAL_COLUMNS} "
+            "(dataset, subject, clip, label) and no header"
+        )
+    return "official"
+
+
+def load_records(entry: DatasetEntry) -> AdapterResult:
+    """Records of the MEGC 2019 composite (official or headered variant)."""
+    check_options(entry, COMMON_OPTIONS | {"flow_dir"})
+    path = annotation_path(entry)
+    raw = read_raw_table(path, sheet_option(entry))
+    variant = detect_variant(raw, path)
+    if variant == "headered":
+        columns = map_columns(raw.iloc[0].tolist(), HEADER_COLUMNS, ("dataset", "subject", "clip", "label"), path, 0)
+        start = 1
+    else:
+        columns = {"dataset": 0, "subject": 1, "clip": 2, "label": 3}
+        start = 0
+    schemes = entry_schemes(entry)
+    native = get_scheme(NATIVE_SCHEME)
+
+    def parse_row(sheet_row: int, cells: dict[str, object]) -> SampleRecord:
+        dataset, clip = text(cells["dataset"]).lower(), text(cells["clip"])
+        subject = subject_code(dataset, cells["subject"])
+        if not dataset or not subject or not clip:
+            raise ValueError("dataset, subject or clip is empty")
+        emotion = native.class_name(text(cells["label"]))
+        if emotion is None:
+            raise ValueError(f"label {text(cells['label'])!r} is not 0, 1 or 2 ({', '.join(native.classes)})")
+        return SampleRecord(
+            dataset=dataset,
+            subject=subject,
+            clip=clip,
+            apex=frame(cells.get("apex"), "apex"),
+            emotion=emotion,
+            labels=scheme_labels(schemes, emotion),  # already a composite class: no per-dataset mapping
+            sheet_row=sheet_row,
+        )
+
+    def sources(record: SampleRecord) -> list[tuple[str, str]]:
+        candidates = [(f"{record.dataset}/{record.subject}", record.clip)]
+        if record.dataset == "smic" and record.subject[1:].isdigit():
+            short = f"s{int(record.subject[1:])}"
+            candidates.append((f"smic/{short}", record.clip.replace(record.subject, short, 1)))
+        return candidates
+
+    result = build_records(iter_rows(raw, start, columns), parse_row, entry, path, variant, source_lookup=sources)
+    flow_dir = entry.options.get("flow_dir")
+    if flow_dir is not None:
+        _check_flow_images(Path(str(flow_dir)), result, path)
+    return result
+
+
+def _check_flow_images(flow_dir: Path, result: AdapterResult, path: Path) -> None:
+    if not flow_dir.is_dir():
+        raise AnnotationError(f"flow_dir {flow_dir} (option of {path.name}) is not a folder")
+    for record in result.records:
+        if flow_image(flow_dir, record) is None:
+            result.bad_rows.append(
+                BadRow(path, record.sheet_row, f"no flow image {record.subject}_{record.clip} .png in {flow_dir}")
+            )
