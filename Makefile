@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt numba
 	$(BIN)/pip install -q --no-deps $(FAN)
 	$(BIN)/python -m stag_features.install_check
 	touch $(STAMP)
