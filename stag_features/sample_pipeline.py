@@ -1,0 +1,211 @@
+"""The whole per-sample chain, frames to graph: ``extract_sample``.
+
+Steps (each timed under its stage name in ``SampleFeatures.timings``):
+
+  decode  frames onset..offset of the record's source (or of ``frames`` given
+          in memory); the whole clip when the sheet has no onset / offset
+  face    landmark backend set-up and landmarks on the aligned apex crop
+  align   one similarity transform from the onset for every frame
+          (``align_clip``: detection + landmarks on the onset, crops, head motion)
+  motion  cheap-flow motion curve, ranking, apex estimate, K selected frames
+  tvl1    Dual TV-L1 flow onset -> each selected frame
+  strain  optical strain of each flow
+  rois    ROI boxes on the aligned onset landmarks, ROI patches and statistics
+  aus     flow-derived AU cue (not a trained detector) and the sheet's AU vector
+  graph   AU-guided dynamic weights of the static ROI edges
+
+Positions along the analysed frames run 0..T-1 with the onset at 0. The
+annotated apex (when the sheet has one) drives frame selection; the estimated
+apex is stored beside it for comparison. Bad input raises ``SampleError``
+naming the sample, the stage and what is wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from schemas.pipeline_config import PipelineConfig
+from schemas.sample_features import SampleFeatures
+from schemas.sample_record import SampleRecord
+from stag_features.align import align_clip, landmarks_on_crop
+from stag_features.aus import au_truth_vector, flow_au_cue
+from stag_features.errors import NoFaceError, SampleError
+from stag_features.face import LandmarkBackend, make_backend
+from stag_features.flow import configure_opencv_threads, optical_strain, tvl1_flows_from_onset
+from stag_features.frames import count_frames, read_frames
+from stag_features.graph import au_roi_sets, dynamic_edge_weights
+from stag_features.motion import analyse_motion
+from stag_features.roi_features import roi_features
+from stag_features.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
+from stag_features.selection import select_frames
+
+log = logging.getLogger(__name__)
+
+
+class _Stages:
+    """Times each stage and turns a plain ValueError into a SampleError naming the stage."""
+
+    def __init__(self, sample: str):
+        self.sample = sample
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except SampleError:
+            raise
+        except ValueError as exc:
+            raise SampleError(self.sample, name, str(exc)) from exc
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def sample_input_hash(record: SampleRecord, frames: np.ndarray) -> str:
+    """sha256 over the record's canonical JSON (sorted keys, no whitespace) and the analysed frames' bytes."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode())
+    digest.update(repr((frames.shape, str(frames.dtype))).encode())
+    digest.update(np.ascontiguousarray(frames).tobytes())
+    return digest.hexdigest()
+
+
+def analysed_range(record: SampleRecord, n_frames: int) -> tuple[int, int]:
+    """(start, stop) positions in the source: onset..offset inclusive, or the whole clip."""
+    sid = record.sample_id
+    start = record.onset_index if record.onset_index is not None else 0
+    stop = record.offset_index + 1 if record.offset_index is not None else n_frames
+    if record.onset_index is not None and record.offset_index is not None and record.onset_index >= record.offset_index:
+        raise SampleError(sid, "decode", f"onset index {record.onset_index} is not before offset index "
+                          f"{record.offset_index}: nothing moves between them")
+    if not 0 <= start < n_frames or stop > n_frames:
+        raise SampleError(sid, "decode", f"onset..offset positions {start}..{stop - 1} fall outside the clip's "
+                          f"{n_frames} frames")
+    if stop - start < 2:
+        raise SampleError(sid, "decode", f"only {stop - start} frame(s) to analyse; need the onset and at least one more")
+    if record.apex_index is not None and not start <= record.apex_index < stop:
+        raise SampleError(sid, "decode", f"apex index {record.apex_index} is outside the analysed frames "
+                          f"{start}..{stop - 1}")
+    return start, stop
+
+
+def _stack_in_memory(frames: np.ndarray | Sequence[np.ndarray], sid: str) -> np.ndarray:
+    shapes = {np.asarray(f).shape for f in frames}
+    if len(shapes) > 1:
+        raise SampleError(sid, "decode", f"frames differ in size: {sorted(shapes)}; every frame of a clip must match")
+    stacked = np.asarray(frames)
+    if stacked.ndim not in (3, 4) or stacked.dtype != np.uint8 or (stacked.ndim == 4 and stacked.shape[-1] != 3):
+        raise SampleError(sid, "decode", f"frames must be uint8 (T, H, W) gray or (T, H, W, 3) BGR, got "
+                          f"{stacked.dtype} {stacked.shape}")
+    if stacked.ndim == 3:  # grayscale: the face stage takes BGR
+        stacked = np.repeat(stacked[..., None], 3, axis=-1)
+    return stacked
+
+
+def load_frames(record: SampleRecord, frames: np.ndarray | Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The analysed frames (T, H, W[, 3]) uint8 and their positions in the source (T,) int64."""
+    sid = record.sample_id
+    if frames is not None:
+        clip = _stack_in_memory(frames, sid)
+        start, stop = analysed_range(record, len(clip))
+        return clip[start:stop], np.arange(start, stop, dtype=np.int64)
+    if record.source is None:
+        raise SampleError(sid, "decode", "the record has no frame source and no frames were given")
+    start, stop = analysed_range(record, count_frames(record.source))
+    batch = read_frames(record.source, start=start, stop=stop, sample=sid)
+    if len(batch.frames) < 2:
+        raise SampleError(sid, "decode", f"only {len(batch.frames)} decodable frame(s) in {start}..{stop - 1} "
+                          f"(undecodable: {batch.undecodable})")
+    if int(batch.positions[0]) != start:
+        raise SampleError(sid, "decode", f"the onset frame (position {start}) could not be decoded")
+    return batch.frames, np.asarray(batch.positions, dtype=np.int64)
+
+
+def frame_numbers(record: SampleRecord, positions: np.ndarray) -> np.ndarray:
+    """Sheet frame numbers of source positions (positions themselves when the sheet has no onset)."""
+    if record.onset is not None and record.onset_index is not None:
+        return (positions - record.onset_index + record.onset).astype(np.int32)
+    return positions.astype(np.int32)
+
+
+def extract_sample(record: SampleRecord, config: PipelineConfig, backend: LandmarkBackend | None = None,
+                   frames: np.ndarray | Sequence[np.ndarray] | None = None) -> SampleFeatures:
+    """Run the whole chain for one sample; see the module docstring for the stages."""
+    sid = record.sample_id
+    stage = _Stages(sid)
+    configure_opencv_threads(config.tvl1)  # one OpenCV thread per process (default): parallelism is per process
+    with stage("decode"):
+        clip, positions = load_frames(record, frames)
+        input_hash = sample_input_hash(record, clip)
+    with stage("face"):
+        backend = backend or make_backend(config.face)
+    with stage("align"):
+        aligned = align_clip(clip, config, backend, onset=0, sample=sid, positions=positions)
+    crops = aligned.crops
+    with stage("motion"):
+        no_face = set(aligned.missing_face)  # non-empty only when face.missing_face == "skip"
+        motion = analyse_motion(crops, aligned.landmarks_onset, config.motion, onset=0, excluded=no_face)
+        apex_annotated = -1
+        if record.apex_index is not None:
+            matches = np.flatnonzero(positions == record.apex_index)
+            if len(matches) == 0:
+                raise SampleError(sid, "motion", f"the annotated apex (position {record.apex_index}) was not decoded")
+            apex_annotated = int(matches[0])
+        apex = apex_annotated if apex_annotated >= 0 else motion.apex
+        selected = select_frames(motion.ranked, apex, config.selection, onset=0, excluded=no_face)
+    with stage("tvl1"):
+        flow = tvl1_flows_from_onset(crops[0], crops[selected], config.tvl1)
+    with stage("strain"):
+        strain = optical_strain(flow)
+    with stage("face"):
+        try:
+            landmarks_apex = np.asarray(landmarks_on_crop(crops[apex], backend, sid, config.align), np.float32)
+        except NoFaceError:
+            if config.face.missing_face == "fail":
+                raise
+            log.warning("sample %s: no face on the aligned apex crop (position %d); onset landmarks stored "
+                        "as apex landmarks (face.missing_face='skip')", sid, apex)
+            landmarks_apex = np.asarray(aligned.landmarks_onset, dtype=np.float32)
+    with stage("rois"):
+        names = list(roi_names(config.rois))
+        boxes = np.asarray(roi_boxes(aligned.landmarks_onset, config.rois, config.align.crop_size), dtype=np.float32)
+        patches, stats = roi_features(flow, boxes, config.roi_features)
+    with stage("aus"):
+        iod = inter_ocular_distance(aligned.landmarks_onset, config.rois)
+        activations, au_warnings = flow_au_cue(flow, boxes, names, aligned.landmarks_onset, iod, config.aus)
+        for warning in au_warnings:  # an AU without ROIs in this ROI set keeps activation 0
+            log.warning("sample %s: %s", sid, warning)
+        truth = au_truth_vector(record, config.aus)
+    with stage("graph"):
+        acts = au_roi_sets(names, config.aus, au_roi_indices(config.rois))
+        weights = dynamic_edge_weights(activations, config.aus.aus, static_edges(config.rois), acts, config.graph)
+    return SampleFeatures(
+        record=record,
+        frame_numbers=frame_numbers(record, positions),
+        motion_curve=motion.curve.astype(np.float32),
+        ranked_frames=motion.ranked.astype(np.int32),
+        head_motion=np.asarray(aligned.head_motion, dtype=np.float32),
+        apex_estimated=int(motion.apex),
+        apex_annotated=apex_annotated,
+        selected_frames=selected.astype(np.int32),
+        flow=flow.astype(np.float32),
+        strain=strain.astype(np.float32),
+        onset_face=np.asarray(crops[0], dtype=np.uint8),
+        landmarks_onset=np.asarray(aligned.landmarks_onset, dtype=np.float32),
+        landmarks_apex=landmarks_apex,
+        roi_boxes=boxes,
+        roi_patches=patches,
+        roi_stats=stats,
+        au_activations=activations.astype(np.float32),
+        au_truth=truth,
+        edge_weights=weights,
+        input_hash=input_hash,
+        timings=stage.timings,
+    )
