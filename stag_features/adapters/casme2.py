@@ -13,77 +13,45 @@ catalog says otherwise.
 from __future__ import annotations
 
 from schemas.catalog import DatasetEntry
-from schemas.sample_record import SampleRecord
-from stag_features.adapters.base import (
-    AdapterResult,
-    annotation_path,
-    build_records,
-    check_options,
-    entry_schemes,
-    find_header_row,
-    frame,
-    required_frame,
-    iter_rows,
-    map_columns,
-    read_raw_table,
-    scheme_labels,
-    sheet_option,
-    text,
-)
-from stag_features.au_codes import parse_au_cell
+from stag_features.adapters.base import AdapterResult
+from stag_features.adapters.sheet_layout import SheetLayout, frame_columns, load_sheet
+from stag_features.adapters.sheet_reading import text
 
 CASME2_FPS = 200.0  # CASME II was recorded at 200 fps (Yan et al. 2014)
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",),
-    "clip": ("Filename",),
-    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
-    "apex": ("ApexFrame", "Apex Frame", "Apex"),
-    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
-    "aus": ("Action Units", "AU", "AUs"),
-    "emotion": ("Estimated Emotion", "Emotion"),
-    "objective": ("Objective Classes", "Objective Class"),
-}
-REQUIRED = ("subject", "clip", "onset", "apex", "offset", "aus", "emotion")
+SUBJECT_PREFIX = "sub"
+SUBJECT_DIGITS = 2  # raw folders sub01 .. sub26
 
 
 def subject_folder(value: object) -> str:
     """'01', 1 or 'sub01' -> 'sub01'."""
     cell = text(value)
-    if cell.lower().startswith("sub"):
-        cell = cell[3:]
+    if cell.lower().startswith(SUBJECT_PREFIX):
+        cell = cell[len(SUBJECT_PREFIX):]
     if not cell.isdigit():
         raise ValueError(f"Subject {text(value)!r} is not a subject number")
-    return f"sub{int(cell):02d}"
+    return f"{SUBJECT_PREFIX}{int(cell):0{SUBJECT_DIGITS}d}"
+
+
+LAYOUT = SheetLayout(
+    columns={
+        "subject": ("Subject",),
+        "clip": ("Filename",),
+        **frame_columns("{}Frame"),
+        "aus": ("Action Units", "AU", "AUs"),
+        "emotion": ("Estimated Emotion", "Emotion"),
+        "objective": ("Objective Classes", "Objective Class"),
+    },
+    required=("subject", "clip", "onset", "apex", "offset", "aus", "emotion"),
+    header_markers=("Subject", "Filename"),
+    variant="2014",
+    variant_columns={"objective": "objective-classes"},
+    identity=("clip",),  # an empty Subject is reported by subject_folder
+    fps=CASME2_FPS,
+    subject=subject_folder,
+    scheme_dataset="casme2",
+)
 
 
 def load_records(entry: DatasetEntry) -> AdapterResult:
     """Records of a CASME II coding sheet (either layout)."""
-    check_options(entry)
-    path = annotation_path(entry)
-    raw = read_raw_table(path, sheet_option(entry))
-    header = find_header_row(raw, ("Subject", "Filename"), path)
-    columns = map_columns(raw.iloc[header].tolist(), COLUMNS, REQUIRED, path, header)
-    variant = "objective-classes" if "objective" in columns else "2014"
-    schemes = entry_schemes(entry)
-    fps = entry.fps or CASME2_FPS
-
-    def parse_row(sheet_row: int, cells: dict[str, object]) -> SampleRecord:
-        clip = text(cells["clip"])
-        if not clip:
-            raise ValueError("Filename is empty")
-        emotion = text(cells["emotion"]).lower()
-        return SampleRecord(
-            dataset=entry.name,
-            subject=subject_folder(cells["subject"]),
-            clip=clip,
-            onset=required_frame(cells["onset"], "OnsetFrame"),
-            apex=frame(cells["apex"], "ApexFrame"),
-            offset=frame(cells["offset"], "OffsetFrame"),
-            fps=fps,
-            aus=parse_au_cell(cells["aus"]),
-            emotion=emotion,
-            labels=scheme_labels(schemes, emotion, "casme2"),
-            sheet_row=sheet_row,
-        )
-
-    return build_records(iter_rows(raw, header + 1, columns), parse_row, entry, path, variant)
+    return load_sheet(entry, LAYOUT)

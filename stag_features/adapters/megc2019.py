@@ -22,51 +22,74 @@ Frames: ``root/<dataset>/<subject>/<clip>`` (SMIC also as ``s1/s1_ne_01``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
 from schemas.catalog import DatasetEntry
 from schemas.class_schemes import get_scheme
 from schemas.sample_record import SampleRecord
-from stag_features.adapters.base import (
-    COMMON_OPTIONS,
-    AdapterResult,
-    AnnotationError,
-    BadRow,
-    annotation_path,
-    build_records,
-    check_options,
-    entry_schemes,
-    frame,
-    iter_rows,
-    map_columns,
-    normalise_header,
-    read_raw_table,
-    scheme_labels,
-    sheet_option,
-    text,
-)
+from stag_features.adapters import samm
+from stag_features.adapters.base import COMMON_OPTIONS, AdapterResult, AnnotationError, BadRow, build_records
+from stag_features.adapters.sheet_layout import SheetLayout, open_sheet, record_builder
+from stag_features.adapters.sheet_reading import header_names, iter_rows, map_columns, text
 from stag_features.au_codes import is_blank
 
 NATIVE_SCHEME = "megc2019-3"
-OFFICIAL_COLUMNS = 4
-HEADER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "dataset": ("dataset",),
-    "subject": ("sub", "subject"),
-    "clip": ("filename_o", "filename", "clip"),
-    "label": ("label",),
-    "apex": ("apex",),
-}
+# The official file's columns, by position (it has no header row).
+OFFICIAL_POSITIONS: dict[str, int] = {"dataset": 0, "subject": 1, "clip": 2, "label": 3}
+OFFICIAL_COLUMNS = len(OFFICIAL_POSITIONS)
+HEADER_ROW = 0  # the headered variant's header is its first line
 # Flow-image names: "<subject>_<clip> .png" as published (HTNet), or without the space.
 FLOW_IMAGE_PATTERNS: tuple[str, ...] = ("{subject}_{clip} .png", "{subject}_{clip}.png")
 
 
 def subject_code(dataset: str, value: object) -> str:
-    """SAMM subjects zero-padded to three digits (6 -> '006'); others as written."""
+    """SAMM subjects zero-padded as in SAMM (6 -> '006'); others as written."""
     cell = text(value)
     if dataset == "samm" and cell.isdigit():
-        return f"{int(cell):03d}"
+        return samm.subject_code(cell)
     return cell
+
+
+def native_emotion(cells: Mapping[str, object]) -> str:
+    """The composite class of the row's label (0, 1 or 2)."""
+    native = get_scheme(NATIVE_SCHEME)
+    emotion = native.class_name(text(cells["label"]))
+    if emotion is None:
+        raise ValueError(f"label {text(cells['label'])!r} is not 0, 1 or 2 ({', '.join(native.classes)})")
+    return emotion
+
+
+def source_candidates(record: SampleRecord) -> list[tuple[str, str]]:
+    """Frames under the source dataset's folder; SMIC subjects also unpadded (``smic/s1/s1_ne_01``)."""
+    candidates = [(f"{record.dataset}/{record.subject}", record.clip)]
+    if record.dataset == "smic" and record.subject[1:].isdigit():
+        short = f"s{int(record.subject[1:])}"
+        candidates.append((f"smic/{short}", record.clip.replace(record.subject, short, 1)))
+    return candidates
+
+
+# The headered variant's columns; the official file has the first four at OFFICIAL_POSITIONS.
+LAYOUT = SheetLayout(
+    columns={
+        "dataset": ("dataset",),
+        "subject": ("sub", "subject"),
+        "clip": ("filename_o", "filename", "clip"),
+        "label": ("label",),
+        "apex": ("apex",),
+    },
+    required=("dataset", "subject", "clip", "label"),
+    header_markers=("dataset", "label"),
+    message_names={"subject": "subject", "clip": "clip"},  # the official file has no header to quote
+    variant="official",
+    identity=("dataset", "subject", "clip"),
+    required_frames=(),  # the composite gives no onset or offset, and an apex only in the headered copy
+    options=COMMON_OPTIONS | {"flow_dir"},
+    catalog_fps=False,  # its source datasets were recorded at different rates
+    emotion=native_emotion,
+    source_candidates=source_candidates,
+)
 
 
 def flow_image(flow_dir: Path, record: SampleRecord) -> Path | None:
@@ -88,58 +111,33 @@ def detect_variant(raw: pd.DataFrame, path: Path) -> str:
             f"({data_rows} data rows, {len(blank)} blank ',,,' lines, first at line {blank[0]}), "
             f"not the official headerless 442-row combined_3class_gt.csv; use the official file"
         )
-    first = {normalise_header(c) for c in raw.iloc[0].tolist()} if len(raw) else set()
-    if {"dataset", "label"} <= first:
+    if len(raw) and header_names(list(LAYOUT.header_markers)) <= header_names(raw.iloc[HEADER_ROW].tolist()):
         return "headered"
     if raw.shape[1] != OFFICIAL_COLUMNS:
         raise AnnotationError(
             f"annotation file {path}: {raw.shape[1]} columns; the official composite has {OFFICIAL_COLUMNS} "
             "(dataset, subject, clip, label) and no header"
         )
-    return "official"
+    return LAYOUT.variant
 
 
 def load_records(entry: DatasetEntry) -> AdapterResult:
     """Records of the MEGC 2019 composite (official or headered variant)."""
-    check_options(entry, COMMON_OPTIONS | {"flow_dir"})
-    path = annotation_path(entry)
-    raw = read_raw_table(path, sheet_option(entry))
+    path, raw = open_sheet(entry, LAYOUT)
     variant = detect_variant(raw, path)
     if variant == "headered":
-        columns = map_columns(raw.iloc[0].tolist(), HEADER_COLUMNS, ("dataset", "subject", "clip", "label"), path, 0)
-        start = 1
+        columns = map_columns(raw.iloc[HEADER_ROW].tolist(), LAYOUT.columns, LAYOUT.required, path, HEADER_ROW)
+        first_data_row = HEADER_ROW + 1
     else:
-        columns = {"dataset": 0, "subject": 1, "clip": 2, "label": 3}
-        start = 0
-    schemes = entry_schemes(entry)
-    native = get_scheme(NATIVE_SCHEME)
+        columns, first_data_row = OFFICIAL_POSITIONS, 0
+    build_record = record_builder(entry, LAYOUT)
 
     def parse_row(sheet_row: int, cells: dict[str, object]) -> SampleRecord:
-        dataset, clip = text(cells["dataset"]).lower(), text(cells["clip"])
-        subject = subject_code(dataset, cells["subject"])
-        if not dataset or not subject or not clip:
-            raise ValueError("dataset, subject or clip is empty")
-        emotion = native.class_name(text(cells["label"]))
-        if emotion is None:
-            raise ValueError(f"label {text(cells['label'])!r} is not 0, 1 or 2 ({', '.join(native.classes)})")
-        return SampleRecord(
-            dataset=dataset,
-            subject=subject,
-            clip=clip,
-            apex=frame(cells.get("apex"), "apex"),
-            emotion=emotion,
-            labels=scheme_labels(schemes, emotion),  # already a composite class: no per-dataset mapping
-            sheet_row=sheet_row,
-        )
+        dataset = text(cells["dataset"]).lower()
+        return build_record(sheet_row, {**cells, "subject": subject_code(dataset, cells["subject"])})
 
-    def sources(record: SampleRecord) -> list[tuple[str, str]]:
-        candidates = [(f"{record.dataset}/{record.subject}", record.clip)]
-        if record.dataset == "smic" and record.subject[1:].isdigit():
-            short = f"s{int(record.subject[1:])}"
-            candidates.append((f"smic/{short}", record.clip.replace(record.subject, short, 1)))
-        return candidates
-
-    result = build_records(iter_rows(raw, start, columns), parse_row, entry, path, variant, source_lookup=sources)
+    rows = iter_rows(raw, first_data_row, columns)
+    result = build_records(rows, parse_row, entry, path, variant, source_candidates)
     flow_dir = entry.options.get("flow_dir")
     if flow_dir is not None:
         _check_flow_images(Path(str(flow_dir)), result, path)

@@ -11,37 +11,12 @@ Variant ``objective-classes`` has the 2017 'Objective Classes' column,
 from __future__ import annotations
 
 from schemas.catalog import DatasetEntry
-from schemas.sample_record import SampleRecord
-from stag_features.adapters.base import (
-    AdapterResult,
-    annotation_path,
-    build_records,
-    check_options,
-    entry_schemes,
-    find_header_row,
-    frame,
-    iter_rows,
-    map_columns,
-    read_raw_table,
-    required_frame,
-    scheme_labels,
-    sheet_option,
-    text,
-)
-from stag_features.au_codes import parse_au_cell
+from stag_features.adapters.base import AdapterResult
+from stag_features.adapters.sheet_layout import SheetLayout, frame_columns, load_sheet
+from stag_features.adapters.sheet_reading import text
 
 SAMM_FPS = 200.0  # SAMM: 2040x1088 at 200 fps (Davison et al. 2016)
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",),
-    "clip": ("Filename",),
-    "onset": ("Onset Frame", "OnsetFrame", "Onset"),
-    "apex": ("Apex Frame", "ApexFrame", "Apex"),
-    "offset": ("Offset Frame", "OffsetFrame", "Offset"),
-    "aus": ("Action Units", "AU"),
-    "emotion": ("Estimated Emotion", "Emotion"),
-    "objective": ("Objective Classes", "Objective Class"),
-}
-REQUIRED = ("subject", "clip", "onset", "apex", "offset", "aus", "emotion")
+SUBJECT_DIGITS = 3  # raw folders 006 .. 037
 
 
 def subject_code(value: object) -> str:
@@ -49,37 +24,29 @@ def subject_code(value: object) -> str:
     cell = text(value)
     if not cell.isdigit():
         raise ValueError(f"Subject {cell!r} is not a subject number")
-    return f"{int(cell):03d}"
+    return f"{int(cell):0{SUBJECT_DIGITS}d}"
+
+
+LAYOUT = SheetLayout(
+    columns={
+        "subject": ("Subject",),
+        "clip": ("Filename",),
+        **frame_columns("{} Frame"),
+        "aus": ("Action Units", "AU"),
+        "emotion": ("Estimated Emotion", "Emotion"),
+        "objective": ("Objective Classes", "Objective Class"),
+    },
+    required=("subject", "clip", "onset", "apex", "offset", "aus", "emotion"),
+    header_markers=("Subject", "Filename", "Action Units"),
+    variant="original",
+    variant_columns={"objective": "objective-classes"},
+    identity=("clip",),  # an empty Subject is reported by subject_code
+    fps=SAMM_FPS,
+    subject=subject_code,
+    scheme_dataset="samm",
+)
 
 
 def load_records(entry: DatasetEntry) -> AdapterResult:
     """Records of the SAMM sheet, wherever its header row is."""
-    check_options(entry)
-    path = annotation_path(entry)
-    raw = read_raw_table(path, sheet_option(entry))
-    header = find_header_row(raw, ("Subject", "Filename", "Action Units"), path)
-    columns = map_columns(raw.iloc[header].tolist(), COLUMNS, REQUIRED, path, header)
-    variant = "objective-classes" if "objective" in columns else "original"
-    schemes = entry_schemes(entry)
-    fps = entry.fps or SAMM_FPS
-
-    def parse_row(sheet_row: int, cells: dict[str, object]) -> SampleRecord:
-        clip = text(cells["clip"])
-        if not clip:
-            raise ValueError("Filename is empty")
-        emotion = text(cells["emotion"]).lower()
-        return SampleRecord(
-            dataset=entry.name,
-            subject=subject_code(cells["subject"]),
-            clip=clip,
-            onset=required_frame(cells["onset"], "Onset Frame"),
-            apex=frame(cells["apex"], "Apex Frame"),
-            offset=frame(cells["offset"], "Offset Frame"),
-            fps=fps,
-            aus=parse_au_cell(cells["aus"]),
-            emotion=emotion,
-            labels=scheme_labels(schemes, emotion, "samm"),
-            sheet_row=sheet_row,
-        )
-
-    return build_records(iter_rows(raw, header + 1, columns), parse_row, entry, path, variant)
+    return load_sheet(entry, LAYOUT)
