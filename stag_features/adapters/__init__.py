@@ -3,6 +3,9 @@
 Every module ``stag_features.adapters.<kind>`` exposes
 ``load_records(entry: DatasetEntry) -> AdapterResult``; ``load_dataset`` picks
 the module by the catalog entry's adapter kind and imports it only then.
+The sheet adapters declare their sheet as a ``sheet_layout.SheetLayout``;
+``base`` holds what every adapter returns, ``sheet_reading`` the table and
+cell readers.
 """
 from __future__ import annotations
 

@@ -1,0 +1,231 @@
+"""Import precomputed flow images into a feature store: the MEGC 2019 composite.
+
+The composite is distributed (HTNet, ``STSNet_whole_norm_u_v_os``) as one
+28 x 28 image per sample: onset -> apex flow u, v and optical strain, each
+min-max normalised to 0..255 by its producer, stored as the R, G, B channels.
+OpenCV decodes B, G, R, so the channel order is reversed on reading. Each
+image becomes one store sample with K = 1:
+
+    flow[0, 0] = u / 255 - uv_centre      flow[0, 1] = v / 255 - uv_centre
+    strain[0]  = strain / 255
+
+in normalised units, not pixels (the producer's per-image normalisation is
+not invertible); the store's ``flow_units`` attribute says so. There is no
+face step: the 68 landmarks are a schematic frontal face (``SCHEMATIC_FACE``)
+scaled to the image, and ROI boxes, ROI features, AU cues and edge
+weights are computed from it exactly as the pipeline does for real faces.
+The time axis holds two entries, onset (position 0, motion 0) and apex
+(position 1, the mean flow magnitude); frame numbers are unknown (-1).
+
+    python -m stag_features.composite_import \\
+        --annotations ../shared/data/annotations/megc2019/combined_3class_gt.csv \\
+        --flow-dir ../shared/data/megc2019_flow --out stores/megc2019.zarr
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from schemas.catalog import DatasetEntry
+from schemas.pipeline_config import PipelineConfig
+from schemas.sample_features import SampleFeatures
+from schemas.sample_record import SampleRecord
+from schemas.store_config import CompositeImportConfig
+from schemas.store_spec import StoreLayout
+from stag_features.adapters import load_dataset
+from stag_features.adapters.base import entry_schemes
+from stag_features.adapters.megc2019 import flow_image
+from stag_features.aus import au_names, flow_au_cue
+from stag_features.errors import SampleError
+from stag_features.graph import au_roi_sets, dynamic_edge_weights
+from stag_features.ingest_plan import SampleOutcome, RunSummary, needs_compute
+from stag_features.roi_features import roi_features
+from stag_features.store import StoreIdentity, allocate_slots, ensure_store, record_failure, slot_states, write_sample
+
+PRODUCER = "composite_import"
+# the PipelineConfig sections an import uses; the store records and hashes only these
+USED_SECTIONS = ("selection", "rois", "roi_features", "aus", "graph", "store")
+FLOW_UNITS = "normalised: u, v = channel/255 - uv_centre, strain = channel/255 (per-image min-max by the producer)"
+
+
+def composite_pipeline_config(base: PipelineConfig | None = None) -> PipelineConfig:
+    """The pipeline config recorded for a composite store: K = 1 (one onset -> apex flow)."""
+    return (base or PipelineConfig()).with_overrides(selection={"k": 1})
+
+
+def composite_identity(entry: DatasetEntry, config: PipelineConfig, imp: CompositeImportConfig) -> StoreIdentity:
+    """Store identity of a composite import: the import config and the pipeline sections it uses,
+    hashed together (face, alignment, motion and TV-L1 parameters play no part)."""
+    from stag_features.rois import roi_names, static_edges
+
+    used = config.model_dump(mode="json", by_alias=True)
+    combined = {"composite_import": imp.model_dump(mode="json"), **{k: used[k] for k in USED_SECTIONS}}
+    digest = hashlib.sha256(json.dumps(combined, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    layout = StoreLayout(
+        frames=1, height=imp.image_size, width=imp.image_size, time=2, patch=config.roi_features.patch_size,
+        roi_names=tuple(roi_names(config.rois)), au_names=tuple(au_names(config.aus)),
+        edges=tuple(tuple(int(v) for v in e) for e in np.asarray(static_edges(config.rois)).reshape(-1, 2)),
+        class_schemes={s.name: tuple(s.classes) for s in entry_schemes(entry)},
+    )
+    return StoreIdentity(
+        dataset=entry.name, producer=PRODUCER, config=combined, config_hash=digest, layout=layout,
+        store_config=config.store, flow_units=FLOW_UNITS,
+    )
+
+
+def read_flow_image(path: Path, imp: CompositeImportConfig, sample: str) -> tuple[np.ndarray, np.ndarray]:
+    """(flow (1, 2, S, S), strain (1, S, S)) float32 in normalised units from one flow image."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SampleError(sample, "decode", f"flow image {path} could not be read as an image")
+    if image.shape[:2] != (imp.image_size, imp.image_size):
+        raise SampleError(sample, "decode", f"flow image {path} is {image.shape[1]}x{image.shape[0]}, "
+                          f"expected {imp.image_size}x{imp.image_size} (composite_import.image_size)")
+    channels = image[..., ::-1] if imp.channel_order_bgr else image  # -> (u, v, strain)
+    values = channels.astype(np.float32) / 255.0
+    flow = np.stack([values[..., 0] - imp.uv_centre, values[..., 1] - imp.uv_centre])[None]
+    return flow.astype(np.float32), values[..., 2][None].astype(np.float32)
+
+
+def composite_features(record: SampleRecord, image: Path, config: PipelineConfig,
+                       imp: CompositeImportConfig) -> SampleFeatures:
+    """Every store array of one composite sample, from its flow image and the landmark template."""
+    from stag_features.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    flow, strain = read_flow_image(image, imp, record.sample_id)
+    timings["decode"] = time.perf_counter() - start
+    start = time.perf_counter()
+    landmarks = template_landmarks(imp.image_size)
+    names = list(roi_names(config.rois))
+    boxes = np.asarray(roi_boxes(landmarks, config.rois), dtype=np.float32)
+    patches, stats = roi_features(flow, boxes, config.roi_features)
+    timings["rois"] = time.perf_counter() - start
+    start = time.perf_counter()
+    activations, _ = flow_au_cue(flow, boxes, names, landmarks, float(inter_ocular_distance(landmarks)), config.aus)
+    acts = au_roi_sets(names, config.aus, au_roi_indices(config.rois))
+    weights = dynamic_edge_weights(activations, config.aus.aus, static_edges(config.rois), acts, config.graph)
+    timings["aus"] = time.perf_counter() - start
+    magnitude = float(np.hypot(flow[0, 0], flow[0, 1]).mean())
+    return SampleFeatures(
+        record=record,
+        frame_numbers=np.array([-1, -1], dtype=np.int32),
+        motion_curve=np.array([0.0, magnitude], dtype=np.float32),
+        ranked_frames=np.array([1, 0], dtype=np.int32),
+        head_motion=np.zeros(2, dtype=np.float32),
+        apex_estimated=1,
+        apex_annotated=1,
+        selected_frames=np.array([1], dtype=np.int32),
+        flow=flow,
+        strain=strain,
+        onset_face=np.zeros((imp.image_size, imp.image_size), dtype=np.uint8),
+        landmarks_onset=landmarks,
+        landmarks_apex=landmarks,
+        roi_boxes=boxes,
+        roi_patches=patches.astype(np.float32),
+        roi_stats=stats.astype(np.float32),
+        au_activations=activations.astype(np.float32),
+        au_truth=np.full(len(config.aus.aus), -1, dtype=np.int8),  # the composite sheet codes no AUs
+        edge_weights=weights.astype(np.float32),
+        timings=timings,
+    )
+
+
+# A schematic frontal face: the 68 iBUG points as fractions of a square image,
+# built from the alignment template's anchors (eye centres (0.35, 0.36) and
+# (0.65, 0.36), nose tip (0.50, 0.54); schemas.face_config.AlignConfig) and
+# standard facial proportions (brows ~0.1 above the eyes, mouth at 0.72, chin
+# at 0.89, jaw as a half ellipse). Tested against hand-placed landmarks
+# (tests/store/test_composite_import.py): after a similarity fit its mean error
+# is a small fraction of the inter-ocular distance, enough to place ROI boxes.
+_JAW = [(0.5 - 0.38 * np.cos(np.pi * i / 16), 0.36 + 0.53 * np.sin(np.pi * i / 16)) for i in range(17)]
+_BROWS = [(0.21, 0.285), (0.26, 0.26), (0.32, 0.25), (0.38, 0.255), (0.44, 0.27),
+          (0.56, 0.27), (0.62, 0.255), (0.68, 0.25), (0.74, 0.26), (0.79, 0.285)]
+_NOSE = [(0.5, 0.38), (0.5, 0.43), (0.5, 0.485), (0.5, 0.54),
+         (0.44, 0.58), (0.47, 0.59), (0.5, 0.595), (0.53, 0.59), (0.56, 0.58)]
+_EYES = [(0.29, 0.36), (0.33, 0.345), (0.37, 0.345), (0.41, 0.36), (0.37, 0.375), (0.33, 0.375),
+         (0.59, 0.36), (0.63, 0.345), (0.67, 0.345), (0.71, 0.36), (0.67, 0.375), (0.63, 0.375)]
+_MOUTH = [(0.39, 0.72), (0.42, 0.70), (0.46, 0.685), (0.5, 0.69), (0.54, 0.685), (0.58, 0.70), (0.61, 0.72),
+          (0.58, 0.75), (0.54, 0.765), (0.5, 0.77), (0.46, 0.765), (0.42, 0.75),
+          (0.41, 0.72), (0.46, 0.71), (0.5, 0.71), (0.54, 0.71), (0.59, 0.72), (0.54, 0.73), (0.5, 0.73), (0.46, 0.73)]
+SCHEMATIC_FACE = np.array(_JAW + _BROWS + _NOSE + _EYES + _MOUTH, dtype=np.float32)  # (68, 2) x, y in [0, 1]
+
+
+def template_landmarks(size: int) -> np.ndarray:
+    """The schematic frontal face scaled to a size x size image, (68, 2) float32 (x, y) in px."""
+    return (SCHEMATIC_FACE * np.float32(size)).astype(np.float32)
+
+
+def image_hash(record: SampleRecord, image: Path) -> str:
+    """sha256 of the record's JSON and the flow image's bytes (the sample's inputs)."""
+    digest = hashlib.sha256(json.dumps(record.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(image.read_bytes())
+    return digest.hexdigest()
+
+
+def import_composite(entry: DatasetEntry, store: str | Path, flow_dir: Path, config: PipelineConfig | None = None,
+                     imp: CompositeImportConfig | None = None, force: bool = False) -> RunSummary:
+    """Import every record of a composite catalog entry into ``store``; failures are recorded, not raised."""
+    started = time.perf_counter()
+    config, imp = composite_pipeline_config(config), imp or CompositeImportConfig()
+    result = load_dataset(entry)
+    identity = composite_identity(entry, config, imp)
+    ensure_store(store, identity, rebuild=force)
+    bad_ids = [f"sheet:{row.file.name}#{row.row}" for row in result.bad_rows]
+    bad_reasons = {f"sheet:{row.file.name}#{row.row}": row.reason for row in result.bad_rows}
+    records = {r.sample_id: r for r in result.records}
+    slots = allocate_slots(store, list(records) + [b for b in bad_ids if b not in records])
+    states = slot_states(store)
+    outcomes: list[SampleOutcome] = []
+    for sid in bad_ids:
+        record_failure(store, slots[sid], sid, "annotation", bad_reasons[sid], "")
+    for sid, record in records.items():
+        image = flow_image(flow_dir, record)
+        if image is None:
+            continue  # reported by the adapter as a bad row
+        in_hash = image_hash(record, image)
+        if not needs_compute(states.get(sid), in_hash, identity.config_hash, force):
+            outcomes.append(SampleOutcome(sid, "skipped"))
+            continue
+        try:
+            features = composite_features(record, image, config, imp)
+            write_sample(store, slots[sid], features, in_hash)
+            outcomes.append(SampleOutcome(sid, "ok", timings=features.timings))
+        except SampleError as exc:
+            record_failure(store, slots[sid], sid, exc.stage, exc.reason, in_hash)
+            outcomes.append(SampleOutcome(sid, "failed", exc.stage, exc.reason))
+    return RunSummary(entry.name, str(store), outcomes, bad_rows=len(result.bad_rows),
+                      wall_seconds=time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stag_features.composite_import", description=__doc__.split("\n")[0])
+    parser.add_argument("--annotations", type=Path, required=True, help="combined_3class_gt.csv")
+    parser.add_argument("--flow-dir", type=Path, required=True, help="folder of '<subject>_<clip> .png' flow images")
+    parser.add_argument("--out", type=Path, required=True, help="store path (a .zarr folder)")
+    parser.add_argument("--name", default="megc2019", help="dataset name recorded in the store")
+    parser.add_argument("--config", type=Path, help="pipeline config YAML (ROIs, AUs, graph); K is forced to 1")
+    parser.add_argument("--frames-root", type=Path, default=None,
+                        help="raw frames of the source datasets, if present (not needed for the import)")
+    parser.add_argument("--force", action="store_true", help="recompute every sample / rebuild a store made otherwise")
+    args = parser.parse_args(argv)
+    frames_root = args.frames_root or args.flow_dir / "no-raw-frames"  # absent: records get no frame source
+    entry = DatasetEntry(name=args.name, adapter="megc2019", root=frames_root.resolve(),
+                         annotations=args.annotations.resolve(), store=str(args.out.resolve()),
+                         options={"flow_dir": str(args.flow_dir.resolve())})
+    config = PipelineConfig.from_yaml(args.config) if args.config else None
+    summary = import_composite(entry, args.out, args.flow_dir.resolve(), config, force=args.force)
+    print(summary.table())
+    return 0 if not summary.failures() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

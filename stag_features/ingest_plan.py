@@ -1,0 +1,134 @@
+"""What an ingest run does per sample, and what it reports at the end.
+
+``input_hash`` fingerprints a record and the bytes of its frame source before
+anything is decoded, so a rerun can decide per sample, cheaply:
+
+    committed, same input hash, same config hash  -> skip
+    failed on its input, same input and config    -> skip (the failure stands; --force retries)
+    failed in stage "unexpected" (a stage's bug) or "io" (retries exhausted) -> compute again
+    anything else (new, changed, interrupted)      -> compute
+
+``SampleOutcome`` is the small result of one sample's task (no arrays);
+``RunSummary`` adds them up into the terminal table and the markdown report.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.sample_record import SampleRecord
+from stag_features.frame_sources import numbered_images
+from stag_features.store import SlotState
+
+_READ_BLOCK = 1 << 20
+# failures that say nothing about the input: a rerun tries these samples again
+RETRIED_FAILURE_STAGES = frozenset({"unexpected", "io"})
+
+
+def _hash_file(digest: "hashlib._Hash", path: Path) -> None:
+    digest.update(f"{path.name}:{path.stat().st_size}:".encode())
+    with path.open("rb") as handle:
+        while block := handle.read(_READ_BLOCK):
+            digest.update(block)
+
+
+def input_hash(record: SampleRecord) -> str:
+    """sha256 of the record's canonical JSON and the bytes of every file of its frame source.
+
+    A missing or unreadable source hashes as such (the extraction will then
+    fail and be recorded); reading never raises.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode())
+    source = record.source
+    try:
+        if source is None:
+            digest.update(b"<no source>")
+        elif source.kind == "video":
+            _hash_file(digest, Path(source.path))
+        else:
+            for _number, image in numbered_images(Path(source.path)):
+                _hash_file(digest, image)
+    except (OSError, ValueError) as exc:
+        digest.update(f"<unreadable: {type(exc).__name__}>".encode())
+    return digest.hexdigest()
+
+
+def needs_compute(state: SlotState | None, in_hash: str, config_hash: str, force: bool) -> bool:
+    """True if the sample must be (re)computed; see the module docstring for the rule."""
+    if force or state is None:
+        return True
+    same = state.input_hash == in_hash and state.config_hash == config_hash
+    settled_failure = bool(state.failure_stage) and state.failure_stage not in RETRIED_FAILURE_STAGES
+    return not (same and (state.committed or settled_failure))
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    """The result of one sample's task: small enough for Prefect to persist."""
+
+    sample_id: str
+    status: str  # "ok", "skipped" or "failed"
+    stage: str = ""
+    reason: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    """Counts and time per stage over one run's outcomes."""
+
+    dataset: str
+    store: str
+    outcomes: list[SampleOutcome]
+    bad_rows: int = 0
+    wall_seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    def stage_seconds(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for outcome in self.outcomes:
+            for stage, seconds in outcome.timings.items():
+                totals[stage] = totals.get(stage, 0.0) + seconds
+        return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+    def failures(self) -> list[SampleOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def table(self) -> str:
+        """Plain-text summary for the terminal."""
+        lines = [
+            f"ingest {self.dataset} -> {self.store} ({self.wall_seconds:.1f} s)",
+            f"  ok {self.count('ok'):>6}   skipped {self.count('skipped'):>6}   failed {self.count('failed'):>6}"
+            f"   bad sheet rows {self.bad_rows:>4}",
+        ]
+        stages = self.stage_seconds()
+        if stages:
+            lines.append("  time per stage (s, summed over samples):")
+            lines += [f"    {stage:<10} {seconds:9.2f}" for stage, seconds in stages.items()]
+        for outcome in self.failures()[:20]:
+            lines.append(f"  FAILED {outcome.sample_id} [{outcome.stage}] {outcome.reason[:120]}")
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """The same summary as a markdown report (a Prefect artifact)."""
+        rows = [
+            f"# Ingest of `{self.dataset}`",
+            f"Store `{self.store}`, {self.wall_seconds:.1f} s wall time.",
+            "",
+            "| ok | skipped | failed | bad sheet rows |",
+            "|---:|---:|---:|---:|",
+            f"| {self.count('ok')} | {self.count('skipped')} | {self.count('failed')} | {self.bad_rows} |",
+        ]
+        stages = self.stage_seconds()
+        if stages:
+            rows += ["", "| stage | seconds (summed) |", "|---|---:|"]
+            rows += [f"| {stage} | {seconds:.2f} |" for stage, seconds in stages.items()]
+        if self.failures():
+            rows += ["", "| failed sample | stage | reason |", "|---|---|---|"]
+            rows += [f"| {o.sample_id} | {o.stage} | {o.reason[:200].replace('|', '/')} |" for o in self.failures()]
+        return "\n".join(rows)

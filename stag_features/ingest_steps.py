@@ -1,0 +1,240 @@
+"""The steps of ingesting one catalog dataset, as plain functions (flows/ wires them).
+
+    plan = prepare_ingest(entry, config, force)        # adapter, store, slots, skip decisions
+    outcome = ingest_sample(plan.store, item, config)   # one per sample, in any process
+    summary = RunSummary(..., plan.decided + outcomes)
+
+``prepare_ingest`` records every bad annotation row in the store at once (a
+slot named ``sheet:<file>#<row>``), so that nothing is dropped silently.
+Work items and outcomes are small (ids, hashes, paths, timings), never arrays:
+they travel between Prefect tasks, Dask workers and result storage.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from schemas.catalog import DatasetEntry
+from schemas.pipeline_config import PipelineConfig
+from schemas.sample_record import SampleRecord
+from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
+from stag_features.adapters import AdapterResult, load_dataset
+from stag_features.errors import SampleError
+from stag_features.ingest_plan import SampleOutcome, input_hash, needs_compute
+from stag_features.store import (
+    StoreIdentity,
+    allocate_slots,
+    ensure_store,
+    record_failure,
+    slot_states,
+    write_sample,
+)
+
+PRODUCER = "pipeline"
+# I/O errors that a retry cannot fix: recorded at once (other OSErrors are retried by the flow)
+PERMANENT_IO_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+_BACKENDS = threading.local()
+FLOW_UNITS = "px at the aligned crop size (align.crop_size)"
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One sample to compute: where it goes and what it is (the record as JSON)."""
+
+    sample_id: str
+    slot: int
+    record_json: str
+    input_hash: str
+
+
+@dataclass
+class IngestPlan:
+    """What a run will do: the store, the samples to compute and those skipped."""
+
+    store: str
+    config_hash: str
+    store_state: str  # created / opened / rebuilt
+    work: list[WorkItem] = field(default_factory=list)
+    decided: list[SampleOutcome] = field(default_factory=list)  # skipped, or failed in the sheet: nothing to compute
+    bad_rows: int = 0
+
+
+def entry_pipeline_config(entry: DatasetEntry, config_path: str | Path | None = None) -> PipelineConfig:
+    """The run's pipeline config: a YAML file if given, else the entry's ``options.pipeline``
+    overrides (the demo's small, fast settings), else every default."""
+    if config_path:
+        return PipelineConfig.from_yaml(config_path)
+    overrides = entry.options.get("pipeline")
+    if overrides is None:
+        return PipelineConfig()
+    if not isinstance(overrides, dict):
+        raise ValueError(f"dataset {entry.name!r}: options.pipeline must be a mapping of config sections, "
+                         f"got {type(overrides).__name__}")
+    return PipelineConfig.model_validate(overrides)
+
+
+def with_resolved_options(entry: DatasetEntry, catalog_root: Path) -> DatasetEntry:
+    """The entry with a relative ``options.flow_dir`` made absolute against the catalog's root."""
+    flow_dir = entry.options.get("flow_dir")
+    if flow_dir is None or Path(str(flow_dir)).is_absolute():
+        return entry
+    return entry.model_copy(update={"options": {**entry.options, "flow_dir": str(catalog_root / str(flow_dir))}})
+
+
+def uses_flow_images(entry: DatasetEntry) -> bool:
+    """True for datasets distributed as precomputed flow images (imported, not extracted)."""
+    return entry.adapter == "megc2019" and "flow_dir" in entry.options
+
+
+def class_schemes(entry: DatasetEntry) -> dict[str, tuple[str, ...]]:
+    """Scheme name -> classes for an entry: the adapter's own (``class_schemes(entry)``) or the packaged ones."""
+    import importlib
+
+    from stag_features.adapters import ADAPTER_MODULES
+    from stag_features.adapters.base import entry_schemes
+
+    module = importlib.import_module(ADAPTER_MODULES[entry.adapter])
+    own = getattr(module, "class_schemes", None)
+    if own is not None:
+        return {name: tuple(classes) for name, classes in own(entry).items()}
+    return {s.name: tuple(s.classes) for s in entry_schemes(entry)}
+
+
+def pipeline_layout(config: PipelineConfig, schemes: dict[str, tuple[str, ...]]) -> StoreLayout:
+    """Dimension sizes and names of a store written by the per-sample pipeline with ``config``."""
+    from stag_features.aus import au_names
+    from stag_features.rois import roi_names, static_edges
+
+    edges = np.asarray(static_edges(config.rois)).reshape(-1, 2)
+    return StoreLayout(
+        frames=config.selection.k, height=config.align.crop_size, width=config.align.crop_size,
+        time=config.store.max_time, patch=config.roi_features.patch_size,
+        roi_names=tuple(roi_names(config.rois)), au_names=tuple(au_names(config.aus)),
+        edges=tuple((int(a), int(b)) for a, b in edges), class_schemes=schemes,
+    )
+
+
+def pipeline_identity(entry: DatasetEntry, config: PipelineConfig) -> StoreIdentity:
+    """What a pipeline store of ``entry`` is built from."""
+    return StoreIdentity(
+        dataset=entry.name, producer=PRODUCER, config=config.model_dump(mode="json", by_alias=True),
+        config_hash=config.config_hash(), layout=pipeline_layout(config, class_schemes(entry)),
+        store_config=config.store, flow_units=FLOW_UNITS,
+    )
+
+
+def cached_backend(config: PipelineConfig):
+    """The landmark backend for ``config.face``, built once per thread (loading a model takes ~1 s)."""
+    from stag_features.face import make_backend
+
+    key = config.face.model_dump_json()
+    cache = getattr(_BACKENDS, "by_config", None)
+    if cache is None:
+        cache = _BACKENDS.by_config = {}
+    if key not in cache:
+        cache[key] = make_backend(config.face)
+    return cache[key]
+
+
+def stale_reason(entry: DatasetEntry, config: PipelineConfig) -> str | None:
+    """Why ``entry``'s store needs an ingest (``ingest_catalog``), or None if it is up to date:
+    its store is missing, was built with another config, or lacks clips the sheet lists."""
+    import zarr
+
+    store = Path(entry.store)
+    if not (store / "zarr.json").is_file():
+        return "store missing"
+    if uses_flow_images(entry):
+        from schemas.store_config import CompositeImportConfig
+        from stag_features.composite_import import composite_identity, composite_pipeline_config
+
+        expected = composite_identity(entry, composite_pipeline_config(config), CompositeImportConfig()).config_hash
+    else:
+        expected = config.config_hash()
+    if zarr.open_group(str(store), mode="r").attrs.get("config_hash") != expected:
+        return "built with another config"
+    states = slot_states(store)
+    done = {sid for sid, s in states.items() if s.committed or s.failure_stage}
+    missing = [r.sample_id for r in load_dataset(entry).records if r.sample_id not in done]
+    return f"{len(missing)} clips of the sheet not in the store" if missing else None
+
+
+def bad_row_id(row) -> str:
+    """Slot id of an annotation row that did not become a sample."""
+    return f"{BAD_ROW_PREFIX}{Path(row.file).name}#{row.row}"
+
+
+def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = False,
+                   only: set[str] | None = None, result: AdapterResult | None = None) -> IngestPlan:
+    """Read the dataset, open (or create) its store, allocate slots and decide per sample.
+
+    ``only`` restricts the run to some sample ids (e.g. a subset ingest);
+    ``result`` passes records already read (tests).
+    """
+    if entry.store_is_url:
+        raise ValueError(f"dataset {entry.name!r}: store {entry.store} is a URL; this version writes local stores "
+                         "only (its lock file needs a local file system); write locally and copy the store")
+    result = result or load_dataset(entry)
+    records = [r for r in result.records if only is None or r.sample_id in only]
+    identity = pipeline_identity(entry, config)
+    state = ensure_store(entry.store, identity, rebuild=force)
+    # a bad row that still produced a record is that sample's failure; the others get a sheet slot
+    row_problems = {row.row: row.reason for row in result.bad_rows if row.row is not None}
+    rejected = {r.sample_id: row_problems[r.sheet_row] for r in records if r.sheet_row in row_problems}
+    claimed = {r.sheet_row for r in result.records if r.sheet_row in row_problems}
+    sheet_only = {} if only is not None else {
+        bad_row_id(row): row.reason for row in result.bad_rows if row.row is None or row.row not in claimed}
+    slots = allocate_slots(entry.store, [r.sample_id for r in records] + sorted(sheet_only),
+                           timeout=config.store.lock_timeout_s)
+    for sid, reason in {**sheet_only, **rejected}.items():
+        record_failure(entry.store, slots[sid], sid, "annotation", reason, "")
+    states = slot_states(entry.store)
+    plan = IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state=state,
+                      bad_rows=len(sheet_only) + len(rejected))
+    for record in records:
+        sid = record.sample_id
+        if sid in rejected:
+            plan.decided.append(SampleOutcome(sid, "failed", "annotation", rejected[sid]))
+            continue
+        in_hash = input_hash(record)
+        if needs_compute(states.get(sid), in_hash, identity.config_hash, force):
+            plan.work.append(WorkItem(sid, slots[sid], record.model_dump_json(), in_hash))
+        else:
+            plan.decided.append(SampleOutcome(sid, "skipped"))
+    return plan
+
+
+def ingest_sample(store: str, item: WorkItem, config: PipelineConfig, backend=None) -> SampleOutcome:
+    """Compute one sample and commit it, or record why it failed. Raises only OSError (transient I/O).
+
+    A SampleError (bad input) is recorded as such; any other exception is a
+    bug in a stage, recorded under stage ``unexpected`` with its type, so one
+    sample never stops the run.
+    """
+    from stag_features.sample_pipeline import extract_sample
+
+    record = SampleRecord.model_validate_json(item.record_json)
+    try:
+        features = extract_sample(record, config, backend=backend or cached_backend(config))
+    except SampleError as exc:
+        record_failure(store, item.slot, item.sample_id, exc.stage, exc.reason, item.input_hash)
+        return SampleOutcome(item.sample_id, "failed", exc.stage, exc.reason)
+    except PERMANENT_IO_ERRORS as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        record_failure(store, item.slot, item.sample_id, "decode", reason, item.input_hash)
+        return SampleOutcome(item.sample_id, "failed", "decode", reason)
+    except (OSError, MemoryError):
+        raise  # transient I/O: the caller may retry
+    except Exception as exc:  # noqa: BLE001 - recorded, never swallowed silently
+        reason = f"{type(exc).__name__}: {exc}"
+        record_failure(store, item.slot, item.sample_id, "unexpected", reason, item.input_hash)
+        return SampleOutcome(item.sample_id, "failed", "unexpected", reason)
+    try:
+        write_sample(store, item.slot, features, item.input_hash)
+    except SampleError as exc:
+        record_failure(store, item.slot, item.sample_id, exc.stage, exc.reason, item.input_hash)
+        return SampleOutcome(item.sample_id, "failed", exc.stage, exc.reason)
+    return SampleOutcome(item.sample_id, "ok", timings=dict(features.timings))

@@ -1,0 +1,87 @@
+"""Read a feature store: a lazy, Dask-backed xarray view of its committed samples.
+
+    >>> ds = open_store("stores/demo.zarr")
+    >>> ds.au_activation.max("frame").groupby("emotion").mean().compute()   # mean AU activation per emotion
+    >>> ds.motion_curve.where(ds.subject == "s01", drop=True)               # motion curves of one subject
+
+Only committed samples are visible: slots being written, failed samples and
+rows that never became samples are filtered out when the store is opened.
+Array data is read lazily, chunk by chunk (one sample per chunk), when it is
+computed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from schemas.store_spec import GROUP_ARRAYS, SAMPLE_ARRAYS
+from stag_features.store_lock import store_lock
+
+# group arrays that become index coordinates of their dimension
+_NAME_COORDS = {"roi_name": "roi", "au_name": "au", "scheme_name": "scheme"}
+# per-sample string arrays that become (non-index) coordinates along sample
+_SAMPLE_COORDS = ("subject", "clip", "emotion", "input_hash", "config_hash")
+# empty for every committed sample by construction (they describe failed attempts)
+_FAILURE_VARS = ("failure_stage", "failure_reason", "failure_time")
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    """Fixed-width numpy strings from zarr's variable-length StringDType."""
+    return np.array([str(v) for v in values.tolist()], dtype=str)
+
+
+def _open_raw(path: Path) -> xr.Dataset:
+    if not (path / "zarr.json").exists():
+        raise FileNotFoundError(f"no feature store at {path} (zarr.json missing); build one with stag-ingest")
+    with store_lock(path, exclusive=False):
+        return xr.open_zarr(str(path), consolidated=False, zarr_format=3)
+
+
+def open_store(path: str | Path, include_uncommitted: bool = False) -> xr.Dataset:
+    """The store at ``path`` as an xarray.Dataset backed by Dask arrays.
+
+    Coordinates: ``sample`` (sample ids), ``subject``, ``clip``, ``emotion``,
+    ``input_hash`` and ``config_hash`` along sample (numpy strings, so
+    ``ds.where(ds.subject == "s01", drop=True)`` works), ``roi``, ``au`` and
+    ``scheme`` names. Failure fields appear only with ``include_uncommitted``. Group attributes
+    (dataset, pipeline config, class schemes, flow units...) are in ``attrs``.
+    ``include_uncommitted`` keeps every allocated slot (for diagnostics only).
+    """
+    path = Path(path)
+    ds = _open_raw(path)
+    if not include_uncommitted:
+        keep = np.flatnonzero(ds["committed"].values)
+        ds = ds.isel(sample=keep)
+    names = {dim: _strings(ds[var].values) for var, dim in _NAME_COORDS.items()}
+    ds = ds.drop_vars(list(_NAME_COORDS))
+    ds = ds.assign_coords({dim: values for dim, values in names.items()})
+    along_sample = {name: ("sample", _strings(ds[name].values)) for name in _SAMPLE_COORDS}
+    sample_ids = _strings(ds["sample_id"].values)
+    ds = ds.drop_vars(["sample_id", *_SAMPLE_COORDS, *([] if include_uncommitted else _FAILURE_VARS)])
+    return ds.assign_coords(sample=sample_ids, **along_sample)
+
+
+def read_sample(path: str | Path, sample_id: str) -> dict[str, np.ndarray]:
+    """Every per-sample array of one committed sample, as numpy (padding kept).
+
+    Raises KeyError naming the store and the sample if it is not committed.
+    """
+    ds = open_store(path)
+    if sample_id not in set(ds["sample"].values):
+        raise KeyError(f"store {path} holds no committed sample {sample_id!r} "
+                       f"({ds.sizes['sample']} committed; see stag store info {path})")
+    one = ds.sel(sample=sample_id)
+    out = {}
+    for spec in SAMPLE_ARRAYS:
+        if spec.name == "sample_id" or spec.name not in one.variables:
+            continue  # the id is the key; failure fields are empty for committed samples
+        out[spec.name] = np.asarray(one[spec.name].values)
+    return out
+
+
+def group_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The store's group-level arrays (ROI, AU and scheme names, edge index)."""
+    ds = _open_raw(Path(path))
+    return {spec.name: np.asarray(ds[spec.name].values) for spec in GROUP_ARRAYS}

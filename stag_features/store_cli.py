@@ -1,0 +1,81 @@
+"""``stag store info|validate|failures PATH``: look into a feature store.
+
+    stag store info stores/demo.zarr        # dataset, producer, config hash, sizes, counts
+    stag store validate stores/demo.zarr    # check against store spec v1; exit 1 if invalid
+    stag store failures stores/demo.zarr    # every recorded failure: sample, stage, time, reason
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import zarr
+
+from stag_features.store import slot_states
+from stag_features.store_validate import validate_store
+
+
+def _open_attrs(path: Path) -> dict:
+    if not (path / "zarr.json").is_file():
+        raise FileNotFoundError(f"no feature store at {path} (zarr.json missing)")
+    return dict(zarr.open_group(str(path), mode="r").attrs)
+
+
+def show_info(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    attrs = _open_attrs(path)
+    if args.config:  # only the config, as JSON (valid YAML): stag-ingest --config accepts it
+        print(json.dumps(attrs.get("pipeline_config"), indent=1, sort_keys=True))
+        return 0
+    states = slot_states(path)
+    committed = sum(s.committed for s in states.values())
+    failed = sum(bool(s.failure_stage) for s in states.values())
+    layout = attrs.get("layout", {})
+    print(f"store        {path}")
+    print(f"dataset      {attrs.get('dataset')}   (producer {attrs.get('producer')}, schema v{attrs.get('schema_version')}, "
+          f"stag {attrs.get('package_version')}, created {attrs.get('created')})")
+    print(f"config hash  {attrs.get('config_hash')}")
+    print(f"samples      {committed} committed, {failed} failed, {len(states) - committed - failed} pending "
+          f"({len(states)} slots)")
+    print(f"layout       K={layout.get('frames')} frames, {layout.get('height')}x{layout.get('width')} px, "
+          f"time {layout.get('time')}, {len(attrs.get('roi_names', []))} ROIs, {len(attrs.get('au_names', []))} AUs, "
+          f"{len(layout.get('edges', []))} edges")
+    print(f"flow units   {attrs.get('flow_units')}")
+    for scheme, classes in attrs.get("class_schemes", {}).items():
+        print(f"scheme       {scheme}: {', '.join(classes)}")
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    report = validate_store(args.path)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def list_failures(args: argparse.Namespace) -> int:
+    states = slot_states(Path(args.path))
+    failed = sorted((s.failure_time, sid, s) for sid, s in states.items() if s.failure_stage)
+    if not failed:
+        print(f"{args.path}: no failures recorded")
+        return 0
+    print(f"{args.path}: {len(failed)} failures")
+    for when, sid, state in failed:
+        print(f"{sid}\t{state.failure_stage}\t{when}\t{state.failure_reason}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``stag store`` and its three subcommands."""
+    store = subparsers.add_parser("store", help="inspect and validate feature stores")
+    commands = store.add_subparsers(dest="store_command", required=True)
+    info = commands.add_parser("info", help="what a store holds")
+    info.add_argument("path")
+    info.add_argument("--config", action="store_true", help="print only the store's pipeline config (JSON, usable as --config)")
+    info.set_defaults(handler=show_info)
+    validate = commands.add_parser("validate", help="check a store against store spec v1")
+    validate.add_argument("path")
+    validate.set_defaults(handler=run_validate)
+    failures = commands.add_parser("failures", help="list recorded failures (sample, stage, time, reason)")
+    failures.add_argument("path")
+    failures.set_defaults(handler=list_failures)

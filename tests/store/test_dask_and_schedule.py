@@ -1,0 +1,72 @@
+"""Dask task runner and scheduled catalog ingest, against a real Prefect server on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from flows.ingest import ingest_dataset, runner_for
+from stag_features.query import open_store
+from stag_features.store_validate import validate_store
+
+from .conftest import PROJECT_ROOT, demo_entry, stores_equal, write_catalog  # noqa: TID252
+
+SCHEDULE_INTERVAL_S = 5
+SCHEDULE_TIMEOUT_S = 240
+
+
+@pytest.mark.slow
+def test_local_dask_cluster_of_two_processes_gives_the_threaded_store(
+        threaded_demo_store, tiny_demo_raw, tmp_path, prefect_server):
+    _catalog, reference = threaded_demo_store
+    store = tmp_path / "dask.zarr"
+    catalog = write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, store)})
+    runner = runner_for(workers=2)
+    assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["processes"]
+    counts = ingest_dataset.with_options(task_runner=runner)(catalog=str(catalog), dataset="demo")
+    assert counts["ok"] == 10 and counts["failed"] == 0, counts
+    assert stores_equal(store, reference) == []
+    assert validate_store(store).ok
+
+
+@pytest.mark.slow
+def test_served_catalog_flow_ingests_a_dataset_added_to_the_catalog(
+        threaded_demo_store, tiny_demo_raw, tmp_path, prefect_server):
+    _catalog, reference = threaded_demo_store
+    first = tmp_path / "first.zarr"
+    shutil.copytree(reference, first)  # already up to date: the schedule leaves it alone
+    catalog = write_catalog(tmp_path, {"first": demo_entry(tiny_demo_raw, first)})
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "stag_features.cli", "serve", "--catalog", str(catalog),
+         "--interval", str(SCHEDULE_INTERVAL_S), "--name", "stag-test-schedule"],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ,
+    )
+    try:
+        added = tmp_path / "added.zarr"
+        body = yaml.safe_load(catalog.read_text())
+        body["datasets"]["added"] = demo_entry(tiny_demo_raw, added)
+        catalog.write_text(yaml.safe_dump(body, sort_keys=False))
+        deadline = time.monotonic() + SCHEDULE_TIMEOUT_S
+        while time.monotonic() < deadline and server.poll() is None:
+            if (added / "zarr.json").exists() and open_store(added).sizes["sample"] == 10:
+                break
+            time.sleep(2)
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+        assert (added / "zarr.json").exists(), (tmp_path / "serve.log").read_text()[-2000:]
+        assert open_store(added).sizes["sample"] == 10
+        # same clips and features; the input hash covers the record, whose dataset name differs
+        assert stores_equal(added, reference, ignore=("input_hash",)) == []
+        assert validate_store(added).ok
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
