@@ -12,8 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from schemas.catalog import Catalog, DatasetEntry, load_catalog
-from schemas.class_schemes import load_schemes
-from stag_features.adapters import AdapterResult, load_dataset
+from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
 
 DEFAULT_CATALOG = Path("data_catalog.yaml")
 
@@ -34,21 +33,24 @@ def format_table(headers: list[str], rows: list[list[object]], indent: str = "  
 
 def scheme_tables(entry: DatasetEntry, result: AdapterResult) -> list[str]:
     """One count table per class scheme present in the records, the default scheme first."""
-    schemes = load_schemes()
+    schemes = dataset_schemes(entry)
     present = sorted({name for r in result.records for name in r.labels}, key=lambda n: (n != entry.default_scheme, n))
     sources = sorted({r.dataset for r in result.records})
     split = len(sources) > 1
     blocks = []
     for name in present:
-        scheme = schemes[name]
+        classes = schemes.get(name)
+        if classes is None:
+            raise ValueError(f"dataset {entry.name!r}: records carry labels of scheme {name!r}, which the adapter "
+                             f"does not declare (declared: {sorted(schemes)})")
         counts = Counter((r.dataset, r.labels[name]) for r in result.records if name in r.labels)
         kept = sum(counts.values())
         headers = ["class", *(sources if split else []), "clips"]
         rows = []
-        for index, cls in enumerate(scheme.classes):
+        for index, cls in enumerate(classes):
             per_source = [counts[(s, index)] for s in sources]
             rows.append([f"{index} {cls}", *(per_source if split else []), sum(per_source)])
-        rows.append(["total", *([sum(counts[(s, i)] for i in range(len(scheme.classes))) for s in sources] if split else []), kept])
+        rows.append(["total", *([sum(counts[(s, i)] for i in range(len(classes))) for s in sources] if split else []), kept])
         default = " (default)" if name == entry.default_scheme else ""
         blocks.append(f"  scheme {name}{default}: keeps {kept} of {len(result.records)} clips\n" + format_table(headers, rows))
     return blocks

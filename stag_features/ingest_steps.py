@@ -21,7 +21,7 @@ from schemas.catalog import DatasetEntry
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
-from stag_features.adapters import AdapterResult, load_dataset
+from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
 from stag_features.errors import SampleError
 from stag_features.ingest_plan import SampleOutcome, input_hash, needs_compute
 from stag_features.store import (
@@ -89,20 +89,6 @@ def uses_flow_images(entry: DatasetEntry) -> bool:
     return entry.adapter == "megc2019" and "flow_dir" in entry.options
 
 
-def class_schemes(entry: DatasetEntry) -> dict[str, tuple[str, ...]]:
-    """Scheme name -> classes for an entry: the adapter's own (``class_schemes(entry)``) or the packaged ones."""
-    import importlib
-
-    from stag_features.adapters import ADAPTER_MODULES
-    from stag_features.adapters.base import entry_schemes
-
-    module = importlib.import_module(ADAPTER_MODULES[entry.adapter])
-    own = getattr(module, "class_schemes", None)
-    if own is not None:
-        return {name: tuple(classes) for name, classes in own(entry).items()}
-    return {s.name: tuple(s.classes) for s in entry_schemes(entry)}
-
-
 def pipeline_layout(config: PipelineConfig, schemes: dict[str, tuple[str, ...]]) -> StoreLayout:
     """Dimension sizes and names of a store written by the per-sample pipeline with ``config``."""
     from stag_features.aus import au_names
@@ -121,7 +107,7 @@ def pipeline_identity(entry: DatasetEntry, config: PipelineConfig) -> StoreIdent
     """What a pipeline store of ``entry`` is built from."""
     return StoreIdentity(
         dataset=entry.name, producer=PRODUCER, config=config.model_dump(mode="json", by_alias=True),
-        config_hash=config.config_hash(), layout=pipeline_layout(config, class_schemes(entry)),
+        config_hash=config.config_hash(), layout=pipeline_layout(config, dataset_schemes(entry)),
         store_config=config.store, flow_units=FLOW_UNITS,
     )
 

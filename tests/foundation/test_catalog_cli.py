@@ -62,3 +62,22 @@ def test_describe_all_reports_variants_errors_and_bad_rows(catalog: Path, capsys
 def test_unknown_dataset_is_an_error(catalog: Path) -> None:
     with pytest.raises(ValueError, match="no dataset 'nope'"):
         run(["catalog", "describe", "--catalog", str(catalog), "--dataset", "nope"])
+
+
+def test_describe_counts_an_adapter_defined_scheme(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The synthetic demo labels with its own scheme (the generator's emotions),
+    which is not in class_schemes.yaml: describe must count it, not crash."""
+    path = tmp_path / "data_catalog.yaml"
+    path.write_text(f"""
+datasets:
+  demo: {{adapter: synthetic, root: {tmp_path}/raw, store: {tmp_path}/demo.zarr,
+          options: {{n_subjects: 1, clips_per_emotion: 1, seed: 0}}}}
+""")
+    from schemas.synthetic_config import SyntheticConfig
+
+    emotions = list(SyntheticConfig().emotions)
+    assert run(["catalog", "describe", "--catalog", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"scheme demo: keeps {len(emotions)} of {len(emotions)} clips" in out
+    for index, emotion in enumerate(emotions):
+        assert f"{index} {emotion}" in out
