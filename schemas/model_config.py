@@ -1,0 +1,136 @@
+"""Typed configuration of the trainer: the STAG model, the STSTNet baseline,
+the fit loop and the data path. Every default is visible here; code paths read
+them from these objects and hard-code none.
+
+Where the STAG abstract (arXiv 2606.28083) is silent, the choice made is
+written next to the field, and it is a switch so that an ablation is one flag
+away (``ModelConfig.model_copy(update={"cross_attention": False})``).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Frozen):
+    """STAG architecture and its ablation flags (True = component present)."""
+
+    # -- ablation flags: each removes one component of the abstract ----------
+    temporal_attention: bool = Field(True, description="attention over the K magnitude-selected frames; off = mean")
+    spatial_branch: bool = Field(True, description="E-GAT over ROI nodes")
+    edge_features: bool = Field(True, description="AU-guided dynamic edge weights enter GATv2 attention as edge features")
+    roi_identity: bool = Field(True, description="learned embedding of each ROI's name added to its node features")
+    temporal_branch: bool = Field(True, description="per-frame CNN tokens of the full flow field")
+    transformer: bool = Field(True, description="transformer encoder over the frame tokens (off = tokens as they are)")
+    cross_attention: bool = Field(True, description="bidirectional cross-attention between the two branches")
+    au_features: bool = Field(
+        True, description="flow-derived AU activations (K, A) added to the frame tokens (not in the abstract)"
+    )
+    au_prior: bool = Field(
+        True,
+        description="propagate AU activations through the AU co-occurrence prior of the training fold "
+        "(ground-truth AUs of training samples only); needs au_features",
+    )
+    use_strain: bool = Field(True, description="optical strain as the third input channel of the frame CNN")
+    # -- sizes --------------------------------------------------------------
+    d_model: int = Field(64, ge=8, le=1024, description="width of every token")
+    frame_size: int = Field(28, ge=8, le=256, description="full flow field resized to this side before the frame CNN")
+    frame_channels: tuple[int, ...] = Field((16, 32), description="conv widths of the frame CNN, one 2x pool each")
+    frame_pool_grid: int = Field(
+        4, ge=1, le=16, description="frame CNN output pooled to g x g then flattened: keeps where the motion is"
+    )
+    patch_channels: int = Field(16, ge=1, le=256, description="conv width of the ROI patch encoder")
+    patch_pool_grid: int = Field(3, ge=1, le=16, description="ROI patch features pooled to g x g then flattened")
+    gat_layers: int = Field(2, ge=1, le=8)
+    gat_heads: int = Field(4, ge=1, le=16)
+    transformer_layers: int = Field(1, ge=1, le=12)
+    attention_heads: int = Field(4, ge=1, le=16, description="heads of the transformer and the cross-attention")
+    feedforward_mult: int = Field(2, ge=1, le=8)
+    max_frames: int = Field(64, ge=1, le=1024, description="size of the learned frame-position table")
+    max_roi_ids: int = Field(256, ge=1, description="size of the ROI identity table (ids come from ROI names)")
+    dropout: float = Field(0.2, ge=0, lt=1)
+    fusion: Literal["concat", "sum"] = Field(
+        "concat", description="how the pooled spatial and temporal vectors combine before the classifier"
+    )
+    # -- loss ---------------------------------------------------------------
+    focal_gamma: float = Field(2.0, ge=0, description="focal loss focusing parameter; 0 = cross-entropy")
+    class_weighting: Literal["none", "inverse_frequency"] = Field(
+        "inverse_frequency", description="focal loss alpha per class, from the training fold's class counts"
+    )
+
+    @model_validator(mode="after")
+    def _one_branch_at_least(self) -> "ModelConfig":
+        if not (self.spatial_branch or self.temporal_branch):
+            raise ValueError("spatial_branch and temporal_branch are both off: the model would see no input")
+        if self.d_model % self.attention_heads or self.d_model % self.gat_heads:
+            raise ValueError(
+                f"d_model={self.d_model} must be divisible by attention_heads={self.attention_heads} "
+                f"and gat_heads={self.gat_heads}"
+            )
+        return self
+
+
+class StstnetConfig(_Frozen):
+    """STSTNet (Liong et al. 2019): three shallow parallel conv streams over the
+    stacked (u, v, strain) 28 x 28 volume, filters 3, 5 and 8."""
+
+    input_size: int = Field(28, description="the paper's input side")
+    stream_channels: tuple[int, int, int] = (3, 5, 8)
+    kernel_size: int = 3
+    padding: int = Field(2, description="as in the authors' released port: 28 -> 30")
+    max_pool: int = Field(3, description="3x3 max-pool, stride 3, padding 1: 30 -> 10")
+    avg_pool: int = Field(2, description="2x2 average pool: 10 -> 5")
+    dropout: float = Field(0.5, ge=0, lt=1)
+    focal_gamma: float = Field(0.0, ge=0, description="the paper trains with cross-entropy")
+    class_weighting: Literal["none", "inverse_frequency"] = "none"
+
+
+class DataConfig(_Frozen):
+    """Store-to-tensor path."""
+
+    scheme: str = Field(..., description="class scheme name in the store's class_schemes")
+    keep_on_device_max_bytes: int = Field(
+        512 * 2**20, ge=0, description="stores whose selected arrays fit under this are loaded once and kept on device"
+    )
+    num_workers: int = Field(2, ge=0, description="DataLoader workers when streaming")
+    prefetch_factor: int = Field(2, ge=1)
+    grid_rois: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="stores without ROI patches (e.g. the precomputed 28x28 composite) get a g x g grid of "
+        "flow cells as ROI nodes with 4-neighbour edges and unit edge weights",
+    )
+    flip_probability: float = Field(
+        0.5, ge=0, le=1, description="horizontal flip: mirrors the field, negates u, swaps left/right ROIs and AUs"
+    )
+    normalise: bool = Field(True, description="z-score inputs with statistics of the training fold only")
+    min_std: float = Field(1e-6, gt=0, description="channels flatter than this are only centred (std kept at 1)")
+
+
+class TrainConfig(_Frozen):
+    """The fit loop. Model selection never sees the test fold: fixed epochs,
+    or an inner validation split carved from the training subjects."""
+
+    model: Literal["stag", "ststnet"] = "stag"
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-3, ge=0)
+    warmup_epochs: int = Field(2, ge=0, description="linear warm-up before the cosine decay")
+    grad_clip: float = Field(1.0, gt=0)
+    seeds: tuple[int, ...] = (1,)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="torch.autocast (bfloat16/float16) on CUDA; ignored on CPU")
+    validation: Literal["none", "inner_subjects"] = Field(
+        "none",
+        description="none = train the fixed number of epochs; inner_subjects = hold out training subjects and "
+        "keep the epoch with the best validation UF1",
+    )
+    validation_fraction: float = Field(0.15, gt=0, lt=1, description="share of training subjects held out")
+    threads: int = Field(0, ge=0, description="torch.set_num_threads on CPU; 0 = leave torch's default")

@@ -1,0 +1,121 @@
+"""stag-fit: train and evaluate STAG (or the STSTNet baseline) straight from feature stores.
+
+    stag-fit --store casme2.zarr [--store samm.zarr] --protocol loso --scheme casme2-5 \\
+             [--model stag|ststnet] [--device auto|cpu|cuda] [--epochs N] [--seeds 1,2,3] [--out runs/NAME]
+
+Prints one line per fold, then the metric table; writes the outputs listed in
+stag_model/report.py into --out. Every default comes from
+schemas/model_config.py; ``--model-config`` / ``--train-config`` take a JSON
+file of overrides (e.g. ``{"cross_attention": false}`` for an ablation).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_model.data import make_source, open_samples
+from stag_model.protocols import SUBJECT_INDEPENDENT, make_folds
+from stag_model.report import write_run
+from stag_model.train import resolve_device, run_folds
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes integers separated by commas, got {text!r}") from None
+
+
+def _json_file(text: str) -> dict:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"config file {path} not found")
+    return json.loads(path.read_text())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stag-fit", description=__doc__.split("\n\n")[0])
+    p.add_argument("--store", action="append", required=True, help="feature store (repeat for several)")
+    p.add_argument("--protocol", choices=sorted(SUBJECT_INDEPENDENT), default="loso")
+    p.add_argument("--scheme", required=True, help="class scheme name in the store(s)")
+    p.add_argument("--model", choices=["stag", "ststnet"], default="stag")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--epochs", type=int, help=f"fixed epochs per fold (default {TrainConfig().epochs})")
+    p.add_argument("--seeds", type=_seeds, default=(1,), help="comma-separated, e.g. 1,2,3")
+    p.add_argument("--folds", type=int, default=5, help="k for groupkfold / stratified")
+    p.add_argument("--validation", choices=["none", "inner_subjects"], help="model selection (default: none, fixed epochs)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--model-config", type=_json_file, default={}, help="JSON file of ModelConfig / StstnetConfig overrides")
+    p.add_argument("--train-config", type=_json_file, default={}, help="JSON file of TrainConfig overrides")
+    p.add_argument("--data-config", type=_json_file, default={}, help="JSON file of DataConfig overrides")
+    p.add_argument("--out", type=Path, help="output folder (default runs/<model>-<protocol>-<scheme>)")
+    p.add_argument("--no-checkpoints", action="store_true", help="do not save fold checkpoints")
+    p.add_argument("--quiet", action="store_true", help="no per-fold lines")
+    return p
+
+
+def resolve_configs(args: argparse.Namespace) -> dict:
+    """TrainConfig / ModelConfig / StstnetConfig / DataConfig from defaults, JSON overrides and flags."""
+    flags = {k: v for k, v in {"epochs": args.epochs, "validation": args.validation, "batch_size": args.batch_size,
+                               "threads": args.threads}.items() if v is not None}
+    train = TrainConfig(**{**args.train_config, **flags, "model": args.model, "seeds": args.seeds, "device": args.device})
+    model_overrides = args.model_config if args.model == "stag" else {}
+    ststnet_overrides = args.model_config if args.model == "ststnet" else {}
+    return {"train": train, "model": ModelConfig(**model_overrides), "ststnet": StstnetConfig(**ststnet_overrides),
+            "data": DataConfig(**{**args.data_config, "scheme": args.scheme})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        configs = resolve_configs(args)
+    except ValueError as exc:  # pydantic validation errors name the field
+        print(f"stag-fit: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    train = configs["train"]
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    try:
+        device = resolve_device(train.device)
+        samples = open_samples(args.store, configs["data"])
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        print(f"stag-fit: {exc}", file=sys.stderr)
+        return 2
+    try:
+        folds = make_folds(args.protocol, samples.subjects, samples.labels, samples.datasets, n_splits=args.folds,
+                           seed=train.seeds[0])
+    except ValueError as exc:
+        print(f"stag-fit: {exc}", file=sys.stderr)
+        return 2
+    source = make_source(samples, configs["data"], device)
+    out = args.out or Path("runs") / f"{train.model}-{args.protocol}-{args.scheme}"
+    dependent = "" if SUBJECT_INDEPENDENT[args.protocol] else "  [SUBJECT-DEPENDENT: clips of a subject on both sides]"
+    print(f"stag-fit: {train.model} | {len(samples)} samples, {len(set(samples.subjects))} subjects, "
+          f"{len(samples.class_names)} classes {list(samples.class_names)} | {args.protocol}: {len(folds)} folds | "
+          f"{type(source).__name__} on {device} | seeds {list(train.seeds)} x {train.epochs} epochs{dependent}")
+    started = time.perf_counter()
+    log = (lambda _: None) if args.quiet else (lambda m: print(m, flush=True))
+    results = {seed: run_folds(samples, source, folds, configs, seed, device, log=log) for seed in train.seeds}
+    run_info = {"stores": [str(p) for p in samples.paths], "protocol": args.protocol, "scheme": args.scheme,
+                "device": str(device), "argv": sys.argv[1:] if argv is None else argv,
+                **{k: v.model_dump(mode="json") for k, v in configs.items()}}
+    metrics = write_run(out, samples, results, run_info, save_checkpoints=not args.no_checkpoints)
+    s = metrics["summary"]
+    print(f"\n{'metric':<10} {'mean':>7} {'std':>7}   per seed")
+    for key in ("uf1", "uar", "accuracy"):
+        values = " ".join(f"{v:.3f}" for v in s[key]["values"])
+        print(f"{key.upper():<10} {s[key]['mean']:7.3f} {s[key]['std']:7.3f}   {values}")
+    print(f"{time.perf_counter() - started:.0f} s total, {metrics['seconds_per_epoch']:.2f} s per epoch; outputs in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""The fit loop: one model per fold, trained on the training fold only.
+
+Per fold: normalisation statistics, class weights and the AU co-occurrence
+prior are estimated from the training positions; the model trains for a fixed
+number of epochs (or keeps the best epoch on an inner validation split of
+training subjects); then it predicts the test fold, whose labels the loop never
+reads (labels come through `GuardedLabels`). Defaults live in
+schemas/model_config.py (TrainConfig, ModelConfig, StstnetConfig, DataConfig).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_model.baselines import Ststnet
+from stag_model.data import Normaliser, StoreSamples, flip_horizontally
+from stag_model.metrics import classification_metrics
+from stag_model.model import Stag
+from stag_model.protocols import Fold, GuardedLabels, au_cooccurrence_prior, class_weights, inner_validation_split
+
+
+@dataclass
+class FoldResult:
+    fold: str
+    seed: int
+    test_positions: np.ndarray  # (n,)
+    probabilities: np.ndarray  # (n, C)
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict  # plain python: configs, names, normaliser, epochs (a torch.load(weights_only=True)-safe checkpoint)
+    train_loss: list[float] = field(default_factory=list)
+    validation_uf1: list[float] = field(default_factory=list)
+    attention: dict[str, list[float]] = field(default_factory=dict)  # STAG: mean ROI / edge / frame attention on the test fold
+    seconds: float = 0.0
+
+    def checkpoint(self) -> dict:
+        return {"state_dict": self.state_dict, "metadata": self.metadata}
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but torch sees no CUDA device; use --device cpu or auto")
+    return torch.device(name)
+
+
+def fold_seed(seed: int, fold: str) -> int:
+    """Distinct, reproducible seed per (seed, fold)."""
+    return (seed * 1_000_003 + zlib.crc32(fold.encode())) % 2**31
+
+
+def build_model(train: TrainConfig, model: ModelConfig, ststnet: StstnetConfig, samples: StoreSamples) -> nn.Module:
+    n_classes = len(samples.class_names)
+    if train.model == "ststnet":
+        return Ststnet(ststnet, n_classes)
+    return Stag(model, n_classes, n_aus=len(samples.graph.au_names), n_roi_stats=5)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def _learning_rate_factor(step: int, steps_per_epoch: int, train: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_epochs``, then cosine decay to 0."""
+    warm = train.warmup_epochs * steps_per_epoch
+    total = train.epochs * steps_per_epoch
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, source, normaliser: Normaliser | None, positions: np.ndarray, batch_size: int,
+            device: torch.device, amp: bool) -> np.ndarray:
+    """Class probabilities (n, C) in the order of ``positions``; reads no label."""
+    model.eval()
+    out = {}
+    for pos, batch in source.batches(positions, batch_size):
+        batch = normaliser(batch) if normaliser else batch
+        with _autocast(device, amp):
+            logits, _ = model(batch)
+        for p, row in zip(pos.tolist(), logits.float().softmax(-1).cpu().numpy()):
+            out[p] = row
+    return np.stack([out[p] for p in positions.tolist()])
+
+
+@torch.no_grad()
+def mean_attention(model: nn.Module, source, normaliser: Normaliser | None, positions: np.ndarray, batch_size: int
+                   ) -> dict[str, list[float]]:
+    """STAG's attention averaged over samples (and frames, heads): ``rois`` (R,),
+    ``edges`` (E,) averaged over both directions of each edge, ``frames`` (K,).
+    Empty for models without attention."""
+    if not isinstance(model, Stag):
+        return {}
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    for _, batch in source.batches(positions, batch_size):
+        att = model.explain(normaliser(batch) if normaliser else batch)
+        parts = {"frames": att["frames"].sum(0)}
+        if "rois" in att:
+            directed = att["edges"].mean(-1).sum((0, 1))  # (2E,)
+            E = directed.shape[0] // 2
+            parts.update(rois=att["rois"].sum(0), edges=(directed[:E] + directed[E:]) / (2 * att["edges"].shape[1]))
+        for k, v in parts.items():
+            sums[k] = sums[k] + v if k in sums else v
+    return {k: (v / len(positions)).cpu().tolist() for k, v in sums.items()}
+
+
+def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, configs: dict, seed: int,
+             device: torch.device, log: Callable[[str], None] = lambda _: None) -> FoldResult:
+    """Train on ``fold.train`` and predict ``fold.test``. ``configs`` holds
+    train/model/ststnet/data configs. ``labels`` must refuse test positions."""
+    train: TrainConfig = configs["train"]
+    data: DataConfig = configs["data"]
+    started = time.perf_counter()
+    s = fold_seed(seed, fold.name)
+    torch.manual_seed(s)
+    if train.validation == "inner_subjects":
+        fold = inner_validation_split(fold, samples.subjects, train.validation_fraction, s)
+    y_train = labels[fold.train]
+    n_classes = len(samples.class_names)
+    normaliser = Normaliser.fit(source, fold.train, train.batch_size, data.min_std) if data.normalise else None
+    model = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
+    model.set_class_weights(torch.as_tensor(class_weights(y_train, n_classes), device=device))
+    model.set_au_prior(torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
+    steps = math.ceil(len(fold.train) / train.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: _learning_rate_factor(step, steps, train))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp
+                                  and not torch.cuda.is_bf16_supported())
+    generator = torch.Generator().manual_seed(s)
+    label_of = dict(zip(fold.train.tolist(), y_train.tolist()))
+    result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {})
+    best = (-1.0, None, train.epochs)
+    for epoch in range(train.epochs):
+        model.train()
+        total, count = 0.0, 0
+        for pos, batch in source.batches(fold.train, train.batch_size, generator):
+            if len(pos) < 2:  # BatchNorm cannot train on one sample
+                continue
+            batch = normaliser(batch) if normaliser else batch
+            flips = torch.rand(len(pos), generator=generator) < data.flip_probability
+            batch = flip_horizontally(batch, flips.to(device), samples.graph)
+            targets = torch.as_tensor([label_of[p] for p in pos.tolist()], device=device)
+            with _autocast(device, train.amp):
+                _, loss = model(batch, targets)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimiser)
+            nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+            scaler.step(optimiser)
+            scaler.update()
+            schedule.step()
+            total, count = total + loss.item() * len(pos), count + len(pos)
+        result.train_loss.append(total / max(count, 1))
+        if len(fold.validation):
+            probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp)
+            uf1 = classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)["uf1"]
+            result.validation_uf1.append(uf1)
+            if uf1 > best[0]:
+                best = (uf1, copy.deepcopy(model.state_dict()), epoch + 1)
+        log(f"  fold {fold.name} epoch {epoch + 1}/{train.epochs} loss {result.train_loss[-1]:.4f}"
+            + (f" val UF1 {result.validation_uf1[-1]:.3f}" if result.validation_uf1 else ""))
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    result.probabilities = predict(model, source, normaliser, fold.test, train.batch_size, device, train.amp)
+    result.attention = mean_attention(model, source, normaliser, fold.test, train.batch_size)
+    result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    result.metadata = {
+        "model": train.model, "fold": fold.name, "seed": seed, "epochs_kept": best[2],
+        "configs": {k: v.model_dump(mode="json") for k, v in configs.items()},
+        "class_names": list(samples.class_names), "roi_names": list(samples.graph.roi_names),
+        "au_names": list(samples.graph.au_names), "edge_index": samples.graph.edge_index.tolist(),
+        "normaliser": normaliser.state() if normaliser else None,
+        "train_subjects": sorted(set(samples.subjects[fold.train].tolist())),
+        "test_subjects": sorted(set(samples.subjects[fold.test].tolist())),
+    }
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_folds(samples: StoreSamples, source, folds: list[Fold], configs: dict, seed: int, device: torch.device,
+              log: Callable[[str], None] = print, on_fold: Callable[[FoldResult], None] | None = None
+              ) -> list[FoldResult]:
+    """Every fold for one seed; ``on_fold`` receives each result as it finishes."""
+    results = []
+    for i, fold in enumerate(folds):
+        guarded = GuardedLabels(samples.labels, fold.train, fold.name)
+        result = fit_fold(samples, source, fold, guarded, configs, seed, device, log=lambda _: None)
+        correct = int((result.probabilities.argmax(1) == samples.labels[fold.test]).sum())
+        log(f"seed {seed} fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)} test {len(fold.test)} "
+            f"correct {correct}/{len(fold.test)} ({result.seconds:.1f} s, loss {result.train_loss[-1]:.3f})")
+        if on_fold:
+            on_fold(result)
+        results.append(result)
+    return results

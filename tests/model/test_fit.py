@@ -1,0 +1,97 @@
+"""stag-fit end to end on a small store: outputs, reproducible CPU runs,
+checkpoints that load with weights_only=True, STSTNet on identical folds."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_model.cli import main
+from stag_model.data import make_source, open_samples
+from stag_model.model import Stag
+from stag_model.protocols import make_folds
+from stag_model.train import resolve_device, run_folds
+
+
+def _run(samples, source, folds, seed, model="stag"):
+    configs = dict(train=TrainConfig(model=model, epochs=3), model=ModelConfig(d_model=16),
+                   ststnet=StstnetConfig(), data=DataConfig(scheme="demo"))
+    return run_folds(samples, source, folds, configs, seed, torch.device("cpu"), log=lambda _: None)
+
+
+def test_cpu_runs_are_reproducible_and_seeds_differ(synthetic_store):
+    data = DataConfig(scheme="demo")
+    samples = open_samples([synthetic_store], data)
+    source = make_source(samples, data, torch.device("cpu"))
+    folds = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:2]
+    a, b, c = _run(samples, source, folds, 1), _run(samples, source, folds, 1), _run(samples, source, folds, 2)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.probabilities, y.probabilities)
+    assert not np.allclose(a[0].probabilities, c[0].probabilities)
+
+
+def test_stag_fit_writes_every_output(synthetic_store, tmp_path, capsys):
+    (tmp_path / "model.json").write_text(json.dumps({"d_model": 16, "gat_layers": 1}))
+    out = tmp_path / "run"
+    code = main(["--store", str(synthetic_store), "--protocol", "loso", "--scheme", "demo", "--device", "cpu",
+                 "--epochs", "4", "--seeds", "1,2", "--model-config", str(tmp_path / "model.json"), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "fold 6/6" in printed and "UF1" in printed
+    for name in ("config.json", "predictions.csv", "megc_log_seed1.txt", "megc_log_seed2.txt", "metrics.json",
+                 "confusion.png", "attention.png", "report.md"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    table = pd.read_csv(out / "predictions.csv")
+    assert len(table) == 2 * 36 and set(table.seed) == {1, 2}
+    seed1 = table[table.seed == 1]
+    assert metrics["per_seed"]["1"]["pooled"]["accuracy"] == pytest.approx((seed1.y_true == seed1.y_pred).mean())
+    assert metrics["summary"]["uf1"]["values"] == [metrics["per_seed"][s]["pooled"]["uf1"] for s in ("1", "2")]
+    assert metrics["subject_independent"] is True
+    # every subject is tested exactly once per seed, in its own fold
+    assert (seed1.groupby("subject").fold.nunique() == 1).all() and (seed1.fold == seed1.subject).all()
+    checkpoint = torch.load(out / "checkpoints" / "seed1" / "s00.pt", weights_only=True)
+    meta = checkpoint["metadata"]
+    assert "s00" in meta["test_subjects"] and "s00" not in meta["train_subjects"]
+    model = Stag(ModelConfig(**meta["configs"]["model"]), len(meta["class_names"]), len(meta["au_names"]), 5)
+    model.load_state_dict(checkpoint["state_dict"])
+
+
+def test_ststnet_runs_on_the_same_folds(synthetic_store, tmp_path):
+    out = tmp_path / "ststnet"
+    assert main(["--store", str(synthetic_store), "--scheme", "demo", "--model", "ststnet", "--device", "cpu",
+                 "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "predictions.csv")
+    assert sorted(table.fold.unique()) == [f"s{i:02d}" for i in range(6)]
+    assert not (out / "attention.png").exists()  # STSTNet has no attention to draw
+
+
+def test_clear_errors(synthetic_store, tmp_path, capsys):
+    assert main(["--store", str(synthetic_store), "--scheme", "nope", "--device", "cpu", "--out", str(tmp_path)]) == 2
+    assert "no class scheme 'nope'" in capsys.readouterr().err
+    assert main(["--store", str(synthetic_store), "--scheme", "demo", "--protocol", "lodo", "--device", "cpu",
+                 "--out", str(tmp_path)]) == 2
+    assert "several stores" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda" and resolve_device("auto").type == "cuda"
+    else:
+        assert resolve_device("auto").type == "cpu"
+        assert main(["--store", str(synthetic_store), "--scheme", "demo", "--device", "cuda", "--out", str(tmp_path)]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_streamed_training_equals_in_memory_training(synthetic_store):
+    """A store too large for the device is streamed through a DataLoader; the
+    fit must not depend on which path delivered the batches."""
+    resident, streamed = DataConfig(scheme="demo"), DataConfig(scheme="demo", keep_on_device_max_bytes=0, num_workers=0)
+    samples = open_samples([synthetic_store], resident)
+    folds = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
+    memory = _run(samples, make_source(samples, resident, torch.device("cpu")), folds, 1)
+    source = make_source(samples, streamed, torch.device("cpu"))
+    assert type(source).__name__ == "StreamingSource"
+    stream = _run(samples, source, folds, 1)
+    np.testing.assert_allclose(memory[0].probabilities, stream[0].probabilities, rtol=1e-5, atol=1e-6)
