@@ -1,0 +1,444 @@
+"""Shared plumbing of the benchmark scripts: machine facts, load sampling,
+timing, peak memory of a process tree, the real clips, and the results JSON.
+
+Every script writes ``benchmarks/results/<name>.json`` through
+``write_results``, which records the machine (cores, memory, CPU model,
+Python / torch / OpenCV / zarr / numpy versions), the command, the UTC date,
+the git commit, and the load average before and after the run (plus the 1-min
+load sampled during it): figures from a busy machine must say so.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+VIDEOS = SHARED_DATA / "videos"
+
+if str(PROJECT_ROOT) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+
+def quiet_prefect_env(home: Path | None = None) -> dict[str, str]:
+    """Environment for Prefect runs that never touch the user's Prefect home."""
+    home = home or Path(tempfile.mkdtemp(prefix="stag-bench-prefect-"))
+    return {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+
+# -- the real clips -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One real clip of ../shared/data/videos, or a window of it (positions start..stop-1)."""
+
+    name: str
+    path: Path
+    start: int = 0
+    stop: int | None = None  # None = to the end
+
+    def record(self, dataset: str = "bench"):
+        """A SampleRecord over the window, no apex (the pipeline estimates it), like a sheet without one."""
+        from schemas.sample_record import FrameSource, SampleRecord
+
+        stop = self.stop if self.stop is not None else count_video_frames(self.path)
+        return SampleRecord(dataset=dataset, subject="bench", clip=self.name,
+                            source=FrameSource(kind="video", path=self.path),
+                            onset=self.start, offset=stop - 1, onset_index=self.start, offset_index=stop - 1,
+                            emotion="unknown")
+
+
+def count_video_frames(path: Path) -> int:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
+# Default clips. WolfgangLanger is 472 frames (640x360): a 90-frame window
+# keeps one clip at micro-expression-dataset length. face_noface / noface_face
+# (960x540) lose / gain the face (dlib finds it on frames 0-70 and 100-168):
+# the 60-frame windows keep the part with a face, since the pipeline fails a
+# clip with missing faces by default (face.missing_face="fail"); the last frame
+# of noface_face (position 168) has no face either.
+REAL_CLIPS: dict[str, Clip] = {
+    "single_face": Clip("single_face", VIDEOS / "single_face.mp4"),
+    "wolfgang_0_90": Clip("wolfgang_0_90", VIDEOS / "WolfgangLanger_Pexels.mp4", 0, 90),
+    "face_noface_0_60": Clip("face_noface_0_60", VIDEOS / "face_noface.mov", 0, 60),
+    "noface_face_100_160": Clip("noface_face_100_160", VIDEOS / "noface_face.mov", 100, 160),
+}
+
+
+def resolve_clip(name: str) -> Clip:
+    """A clip by name; a negative start counts from the end of the video."""
+    if name not in REAL_CLIPS:
+        raise SystemExit(f"unknown clip {name!r}; known: {', '.join(REAL_CLIPS)}")
+    clip = REAL_CLIPS[name]
+    if clip.start < 0:
+        total = count_video_frames(clip.path)
+        clip = Clip(clip.name, clip.path, total + clip.start, clip.stop)
+    return clip
+
+
+def read_clip_frames(clip: Clip):
+    """(T, H, W, 3) uint8 BGR frames of the window, decoded plainly with OpenCV."""
+    import cv2
+    import numpy as np
+
+    capture = cv2.VideoCapture(str(clip.path))
+    frames = []
+    try:
+        position = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok or (clip.stop is not None and position >= clip.stop):
+                break
+            if position >= clip.start:
+                frames.append(frame)
+            position += 1
+    finally:
+        capture.release()
+    return np.stack(frames)
+
+
+# -- timing and load --------------------------------------------------------------
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every ``every`` seconds while running."""
+
+    def __init__(self, every: float = 5.0):
+        self.every, self.samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(round(os.getloadavg()[0], 2))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "LoadSampler":
+        self.before = [round(x, 2) for x in os.getloadavg()]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.after = [round(x, 2) for x in os.getloadavg()]
+
+    def summary(self) -> dict:
+        s = self.samples or [self.before[0]]
+        return {"before_1_5_15": self.before, "after_1_5_15": getattr(self, "after", None),
+                "during_1min_mean": round(statistics.fmean(s), 2), "during_1min_max": max(s), "n_samples": len(s)}
+
+
+@contextmanager
+def timed(into: dict, key: str) -> Iterator[None]:
+    """Adds the block's wall seconds to ``into[key]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[key] = into.get(key, 0.0) + time.perf_counter() - start
+
+
+def repeat_min(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+    """Minimum and all wall times of ``repeats`` calls (the minimum is the least disturbed run)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times), times
+
+
+@dataclass
+class TreeRun:
+    """A subprocess run with the wall time and the peak RSS of its whole process tree."""
+
+    returncode: int
+    wall_s: float
+    peak_tree_rss_mb: float
+    peak_single_rss_mb: float
+    stdout: str = ""
+    stderr: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, poll_s: float = 0.2,
+             timeout_s: float | None = None) -> TreeRun:
+    """Run ``cmd``; sample the RSS of it and all its descendants every ``poll_s``."""
+    import psutil
+
+    full_env = {**os.environ, **(env or {})}
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, env=full_env, cwd=str(cwd or PROJECT_ROOT), stdout=out, stderr=err)
+        peak_tree = peak_single = 0.0
+        try:
+            root = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                try:
+                    procs = [root] + root.children(recursive=True)
+                    rss = []
+                    for p in procs:
+                        try:
+                            rss.append(p.memory_info().rss)
+                        except (psutil.NoSuchProcess, psutil.AccessDenied):
+                            pass
+                    peak_tree = max(peak_tree, sum(rss))
+                    peak_single = max(peak_single, max(rss, default=0))
+                except psutil.NoSuchProcess:
+                    pass
+                if timeout_s and time.perf_counter() - start > timeout_s:
+                    proc.kill()
+                    break
+                time.sleep(poll_s)
+        finally:
+            proc.wait()
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        return TreeRun(proc.returncode, wall, peak_tree / 2**20, peak_single / 2**20, out.read(), err.read())
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process so far (ru_maxrss, kB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- machine and results -----------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(module: str) -> str:
+    try:
+        mod = __import__(module)
+        return str(getattr(mod, "__version__", "?"))
+    except Exception:  # noqa: BLE001 - a missing library is reported, not fatal
+        return "not installed"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def machine_info() -> dict:
+    import psutil
+
+    return {
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": _version("torch"),
+        "opencv": _version("cv2"),
+        "zarr": _version("zarr"),
+        "numcodecs": _version("numcodecs"),
+        "numpy": _version("numpy"),
+        "dask": _version("dask"),
+        "prefect": _version("prefect"),
+    }
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], PROJECT_ROOT), *sys.argv[1:]])
+
+
+def write_results(name: str, figures: dict, load: LoadSampler | dict | None, notes: list[str] | None = None) -> Path:
+    """benchmarks/results/<name>.json with the machine, command, date, commit and load."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": name,
+        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "git_commit": git_commit(),
+        "machine": machine_info(),
+        "load_average": load.summary() if isinstance(load, LoadSampler) else load,
+        "notes": notes or [],
+        "figures": figures,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    print(f"\nwrote {path.relative_to(PROJECT_ROOT)}")
+    return path
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def table(rows: list[dict], columns: list[str] | None = None, floatfmt: str = "{:.3f}") -> str:
+    """A plain text table of dict rows (columns: the first row's keys by default)."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(rows[0])
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return floatfmt.format(v)
+        return str(v)
+
+    cells = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def scratch_dir(prefix: str, keep: Path | None = None) -> Path:
+    """A fresh scratch folder outside the repository (or ``keep`` when given, created)."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return keep
+    SCRATCH_BASE.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=SCRATCH_BASE))
+
+
+# -- private catalogs (never the project's stores) ------------------------------------
+
+DEMO_DEFAULTS = {"n_subjects": 5, "clips_per_emotion": 2, "seed": 0}
+
+
+def project_demo_options() -> dict:
+    """The options of the project catalog's ``demo`` entry (its pipeline overrides included)."""
+    import yaml
+
+    catalog = yaml.safe_load((PROJECT_ROOT / "data_catalog.yaml").read_text())
+    return dict(catalog["datasets"]["demo"].get("options") or {})
+
+
+SCRATCH_BASE = Path(tempfile.gettempdir()) / "stag-bench"
+
+
+def shared_demo_root(demo: dict) -> Path:
+    """Generated demo frames shared by the benchmark scripts (regenerated only if parameters differ)."""
+    return SCRATCH_BASE / f"demo_raw_s{demo['n_subjects']}_c{demo['clips_per_emotion']}_seed{demo['seed']}"
+
+
+def write_bench_catalog(folder: Path, clips: list[Clip] | None = None, demo: dict | None = None,
+                        real_pipeline: dict | None = None) -> Path:
+    """A catalog in ``folder`` with a ``real`` dataset (generic CSV over the video windows, default
+    PipelineConfig) and/or a ``demo`` dataset (the project's demo entry with ``demo`` overriding its
+    size options). Stores and generated frames live in ``folder``; the catalog root is ``/`` so the
+    shared videos are used in place."""
+    import csv
+
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets: dict = {}
+    if clips:
+        sheet = folder / "real_clips.csv"
+        with sheet.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["subject", "clip", "onset", "apex", "offset", "emotion", "aus", "source"])
+            for clip in clips:
+                stop = clip.stop if clip.stop is not None else count_video_frames(clip.path)
+                writer.writerow(["bench", clip.name, clip.start, "", stop - 1, "unknown", "", str(clip.path)])
+        datasets["real"] = {"adapter": "generic_csv", "root": "/", "annotations": str(sheet),
+                            "store": str(folder / "real.zarr")}
+        if real_pipeline:
+            raise ValueError("the generic_csv adapter takes no pipeline overrides; use the default config")
+    if demo is not None:
+        options = {**project_demo_options(), **demo}
+        datasets["demo"] = {"adapter": "synthetic", "root": str(shared_demo_root(options)),
+                            "store": str(folder / "demo.zarr"),
+                            "fps": 100, "options": options}
+    path = folder / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"root": "/", "datasets": datasets}, sort_keys=False))
+    return path
+
+
+# -- a Prefect server for the benchmark's flow runs --------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def prefect_server(home: Path, timeout_s: float = 120.0) -> Iterator[dict[str, str]]:
+    """Start ``prefect server start`` on 127.0.0.1 (its own PREFECT_HOME); yield the env that points
+    flow runs at it; stop it (by its process id) afterwards."""
+    import urllib.request
+
+    port = free_port()
+    env = {**quiet_prefect_env(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    prefect = Path(sys.executable).with_name("prefect")
+    log = open(home / "server.log", "w")
+    server_env = {k: v for k, v in {**os.environ, **env}.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not start (see {home / 'server.log'})")
+            time.sleep(0.5)
+        yield env
+    finally:
+        import signal
+
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server's own session: it and its children only
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()

@@ -1,0 +1,79 @@
+"""Stores the loader, training and codec benchmarks read, built with the real writer.
+
+- ``composite_store()``: the MEGC 2019 composite (442 samples, K = 1, 28 x 28),
+  imported with ``stag_features.composite_import`` into the scratch folder
+  (once; a rerun of the import skips every sample).
+- ``replicated_store()``: a pipeline-shaped store of N samples for read
+  benchmarks. A few demo clips are run through ``extract_sample`` with the
+  given PipelineConfig (the default: K = 8 selected frames, 224 px flow), and
+  their real features are committed N times under distinct sample ids by
+  ``write_sample`` (subjects s00.., labels cycling over 3 classes of scheme
+  ``bench``). The bytes read per sample are those of real features; only their
+  variety is limited to the clips extracted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._common import DEMO_DEFAULTS, SCRATCH_BASE, SHARED_DATA, write_bench_catalog
+
+BENCH_SCHEME = "bench"
+BENCH_CLASSES = ("a", "b", "c")
+
+
+def composite_store(folder: Path | None = None) -> tuple[Path, float]:
+    """The composite store in ``folder`` (default SCRATCH_BASE): (path, seconds the import took)."""
+    folder = folder or SCRATCH_BASE
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "megc2019.zarr"
+    cmd = [sys.executable, "-m", "stag_features.composite_import",
+           "--annotations", str(SHARED_DATA / "annotations/megc2019/combined_3class_gt.csv"),
+           "--flow-dir", str(SHARED_DATA / "megc2019_flow"), "--out", str(path)]
+    started = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0 and "StoreMismatchError" in run.stderr:  # the config changed since: rebuild
+        started = time.perf_counter()
+        run = subprocess.run(cmd + ["--force"], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"composite import failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    return path, time.perf_counter() - started
+
+
+def extract_demo_features(config_overrides: dict, n_clips: int, folder: Path):
+    """Features of the first ``n_clips`` demo clips under a PipelineConfig with ``config_overrides``."""
+    from schemas.catalog import load_catalog
+    from schemas.pipeline_config import PipelineConfig
+    from stag_features.adapters import load_dataset
+    from stag_features.face import make_backend
+    from stag_features.sample_pipeline import extract_sample
+
+    catalog = write_bench_catalog(folder, demo={**DEMO_DEFAULTS, "n_subjects": 1, "clips_per_emotion": 1})
+    records = load_dataset(load_catalog(catalog).get("demo")).records[:n_clips]
+    config = PipelineConfig.model_validate(config_overrides)
+    backend = make_backend(config.face)
+    return config, [extract_sample(r, config, backend=backend) for r in records]
+
+
+def replicated_store(path: Path, config, features: list, n_samples: int, n_subjects: int = 16) -> Path:
+    """Commit ``n_samples`` copies of ``features`` (cycled) into a fresh store at ``path``."""
+    import shutil
+
+    from benchmarks.ingest_stages import _store_for
+    from stag_features.store import allocate_slots, write_sample
+
+    shutil.rmtree(path, ignore_errors=True)
+    store = _store_for(path, config, {BENCH_SCHEME: BENCH_CLASSES})
+    copies = []
+    for i in range(n_samples):
+        base = features[i % len(features)]
+        record = base.record.model_copy(update={"subject": f"s{i % n_subjects:02d}", "clip": f"c{i:05d}",
+                                                "labels": {BENCH_SCHEME: i % len(BENCH_CLASSES)}})
+        copies.append(dataclasses.replace(base, record=record))
+    slots = allocate_slots(store, [f.sample_id for f in copies])
+    for f in copies:
+        write_sample(store, slots[f.sample_id], f, f.input_hash)
+    return path

@@ -1,0 +1,200 @@
+"""Whole ingest runs: stag vs the naive loop, 1 vs 2 workers, and the cached rerun
+(issue 8, items 3, 4, 5 and the peak memory of ingest).
+
+For each dataset (``real``: the video windows; ``demo``: the synthetic demo set)
+this runs, each in a fresh process and in this order:
+
+  naive    benchmarks/naive_reference.py on the same clips, same TV-L1 parameters
+           and crop size (TV-L1 onset -> every frame; serial; one process)
+  stag     the real CLI, ``python -m flows.cli --catalog C --dataset D --workers N``
+           (Prefect flow, local Dask cluster of N worker processes), into an empty store
+  rerun    the same command again: every sample is committed with matching hashes
+           and is skipped
+
+Wall times are of the whole command (Python start, imports, Prefect flow, Dask
+cluster start, work, summary); ``flow_s`` is the time the flow itself reports.
+Peak memory is the largest summed RSS of the command's process tree (Dask
+workers included), sampled every 0.2 s. The flows report to a Prefect server
+this script starts on 127.0.0.1 (Dask runs need one); its start-up is not timed.
+The demo frames are generated before anything is timed.
+
+    python benchmarks/ingest_runs.py                        # real clips + the 50-clip demo, workers 1 and 2
+    python benchmarks/ingest_runs.py --datasets demo --demo-subjects 1 --demo-clips-per-emotion 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import (  # noqa: E402
+    DEMO_DEFAULTS,
+    REAL_CLIPS,
+    LoadSampler,
+    prefect_server,
+    resolve_clip,
+    run_tree,
+    scratch_dir,
+    table,
+    write_bench_catalog,
+    write_results,
+)
+
+STAG_TIMEOUT_S = 900  # a hung run is killed and reported by its return code
+_FLOW_LINE = re.compile(r"ingest \S+ -> \S+ \(([\d.]+) s\)")
+_COUNTS = re.compile(r"ok\s+(\d+)\s+skipped\s+(\d+)\s+failed\s+(\d+)")
+
+
+def _parse_cli(text: str) -> dict:
+    out = {}
+    if m := _FLOW_LINE.search(text):
+        out["flow_s"] = float(m.group(1))
+    if m := _COUNTS.search(text):
+        out["ok"], out["skipped"], out["failed"] = (int(g) for g in m.groups())
+    stages = dict(re.findall(r"^\s+(decode|face|align|motion|tvl1|strain|rois|aus|graph)\s+([\d.]+)$", text, re.M))
+    if stages:
+        out["stage_s_summed"] = {k: float(v) for k, v in stages.items()}
+    return out
+
+
+def run_stag(catalog: Path, dataset: str, workers: int | None, env: dict) -> dict:
+    cmd = [sys.executable, "-m", "flows.cli", "--catalog", str(catalog), "--dataset", dataset]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    run = run_tree(cmd, env=env, timeout_s=STAG_TIMEOUT_S)
+    parsed = _parse_cli(run.stdout + "\n" + run.stderr)
+    if run.returncode != 0 or "ok" not in parsed:
+        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
+    return {"wall_s": run.wall_s, "returncode": run.returncode, "peak_tree_rss_mb": run.peak_tree_rss_mb,
+            "peak_single_rss_mb": run.peak_single_rss_mb, **parsed}
+
+
+def run_naive(jobs: list[str], kind: str, out: Path, pipeline: dict, env: dict) -> dict:
+    cmd = [sys.executable, str(Path(__file__).with_name("naive_reference.py")), "--out", str(out),
+           "--pipeline-json", json.dumps(pipeline), f"--{kind}", *jobs]
+    run = run_tree(cmd, env=env)
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode != 0 or not lines or "total" not in lines[-1]:
+        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
+        raise RuntimeError("the naive reference failed")
+    total = lines[-1]["total"]
+    return {"wall_s": run.wall_s, "peak_tree_rss_mb": run.peak_tree_rss_mb, **total, "per_clip": lines[:-1]}
+
+
+def demo_jobs(entry) -> tuple[list[str], list]:
+    """Naive jobs ``folder:onset:offset+1`` for every demo record (the range stag analyses)."""
+    from stag_features.adapters import load_dataset
+
+    records = load_dataset(entry).records
+    return [f"{r.source.path}:{r.onset_index}:{r.offset_index + 1}" for r in records], records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=["real", "demo"], choices=["real", "demo"])
+    parser.add_argument("--clips", nargs="*", default=list(REAL_CLIPS), help="real clips")
+    parser.add_argument("--demo-subjects", type=int, default=DEMO_DEFAULTS["n_subjects"])
+    parser.add_argument("--demo-clips-per-emotion", type=int, default=DEMO_DEFAULTS["clips_per_emotion"])
+    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="Dask worker processes to try")
+    parser.add_argument("--threads", action="store_true", help="also run the default thread runner (no --workers)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive reference")
+    parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument("--name", default="ingest_runs")
+    args = parser.parse_args(argv)
+
+    from schemas.catalog import load_catalog
+    from stag_features.ingest_steps import entry_pipeline_config
+
+    scratch = scratch_dir("runs", args.scratch)
+    clips = [resolve_clip(c) for c in args.clips] if "real" in args.datasets else None
+    demo = ({**DEMO_DEFAULTS, "n_subjects": args.demo_subjects, "clips_per_emotion": args.demo_clips_per_emotion}
+            if "demo" in args.datasets else None)
+    catalog = write_bench_catalog(scratch, clips=clips, demo=demo)
+    entries = load_catalog(catalog).datasets
+    naive_jobs = {}
+    if "demo" in entries:
+        jobs, records = demo_jobs(entries["demo"])  # generates the frames (not timed)
+        naive_jobs["demo"] = ("folders", jobs, len(records))
+    if "real" in entries:
+        naive_jobs["real"] = ("clips", [c.name for c in clips], len(clips))
+    runners = [*args.workers, *([None] if args.threads else [])]
+    results: dict[str, dict] = {}
+    home = scratch / "prefect-home"
+    home.mkdir(exist_ok=True)
+    with LoadSampler() as load, prefect_server(home) as env:
+        # the fixed cost of any CLI run: a Python process importing the flow module (and Prefect)
+        startup = [run_tree([sys.executable, "-c", "import flows.cli, flows.ingest"], env=env).wall_s for _ in range(2)]
+        print(f"python + imports of the ingest CLI: {min(startup):.1f} s", flush=True)
+        for dataset in args.datasets:
+            entry = entries[dataset]
+            pipeline = entry_pipeline_config(entry).model_dump(mode="json", by_alias=True)
+            kind, jobs, n_clips = naive_jobs[dataset]
+            res: dict = {"clips": n_clips, "runs": {}}
+            if not args.no_naive:
+                print(f"[{dataset}] naive reference on {n_clips} clips ...", flush=True)
+                res["naive"] = run_naive(jobs, kind, scratch / f"naive_{dataset}", pipeline, env)
+                shutil.rmtree(scratch / f"naive_{dataset}", ignore_errors=True)
+                print(f"    {res['naive']['wall_s']:.1f} s, {res['naive']['pairs']} TV-L1 pairs", flush=True)
+            for workers in runners:
+                label = f"workers_{workers}" if workers else "threads"
+                shutil.rmtree(entry.store, ignore_errors=True)
+                print(f"[{dataset}] stag {label}: first run ...", flush=True)
+                first = run_stag(catalog, dataset, workers, env)
+                print(f"    {first['wall_s']:.1f} s (flow {first.get('flow_s', float('nan')):.1f} s, "
+                      f"ok {first.get('ok')}, failed {first.get('failed')})", flush=True)
+                print(f"[{dataset}] stag {label}: rerun (cached) ...", flush=True)
+                rerun = run_stag(catalog, dataset, workers, env)
+                print(f"    {rerun['wall_s']:.1f} s (skipped {rerun.get('skipped')})", flush=True)
+                res["runs"][label] = {"first": first, "rerun": rerun,
+                                      "rerun_fraction_wall": rerun["wall_s"] / first["wall_s"],
+                                      "rerun_fraction_flow": (rerun.get("flow_s", float("nan"))
+                                                              / first.get("flow_s", float("nan")))}
+            runs = res["runs"]
+            if "workers_1" in runs and "workers_2" in runs:
+                res["speedup_2_vs_1_wall"] = runs["workers_1"]["first"]["wall_s"] / runs["workers_2"]["first"]["wall_s"]
+                res["speedup_2_vs_1_flow"] = (runs["workers_1"]["first"].get("flow_s", float("nan"))
+                                              / runs["workers_2"]["first"].get("flow_s", float("nan")))
+            if "naive" in res:
+                for label, run in runs.items():
+                    run["ratio_to_naive_wall"] = run["first"]["wall_s"] / res["naive"]["wall_s"]
+            results[dataset] = res
+    rows = []
+    for dataset, res in results.items():
+        if "naive" in res:
+            rows.append({"dataset": dataset, "run": "naive", "wall_s": res["naive"]["wall_s"], "flow_s": "",
+                         "ok/skip/fail": f"{res['naive']['clips']}/-/-",
+                         "vs_naive": 1.0, "peak_mb": res["naive"]["peak_tree_rss_mb"]})
+        for label, run in res["runs"].items():
+            for phase in ("first", "rerun"):
+                r = run[phase]
+                rows.append({"dataset": dataset, "run": f"{label} {phase}", "wall_s": r["wall_s"],
+                             "flow_s": r.get("flow_s", ""),
+                             "ok/skip/fail": f"{r.get('ok')}/{r.get('skipped')}/{r.get('failed')}",
+                             "vs_naive": (r["wall_s"] / res["naive"]["wall_s"]) if "naive" in res else "",
+                             "peak_mb": r["peak_tree_rss_mb"]})
+    print("\nIngest runs (wall seconds of the whole command)")
+    print(table(rows, None, "{:.2f}"))
+    for dataset, res in results.items():
+        for key in ("speedup_2_vs_1_wall", "speedup_2_vs_1_flow"):
+            if key in res:
+                print(f"{dataset}: {key} = {res[key]:.2f}x")
+        for label, run in res["runs"].items():
+            print(f"{dataset}: {label} rerun = {run['rerun_fraction_wall']:.1%} of the first run (wall), "
+                  f"{run['rerun_fraction_flow']:.1%} (flow)")
+    write_results(args.name, {"datasets": results, "cli_import_s": min(startup), "scratch": str(scratch)}, load, notes=[
+        "wall_s: whole command in a fresh process; flow_s: the flow's own reported time",
+        "naive: benchmarks/naive_reference.py, TV-L1 onset -> every frame, same TV-L1 parameters and crop size",
+        "stag: python -m flows.cli (stag-ingest) with --workers N: a local Dask cluster of N processes, "
+        "against a Prefect server started by the benchmark",
+        "peak memory: summed RSS of the command's process tree, sampled every 0.2 s",
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Loader throughput and the trainer's data wait (issue 8, item 6).
+
+For two stores on disk, both written by the real writer:
+
+  composite  the MEGC 2019 composite, 442 samples, K = 1, 28 x 28 flow
+  pipeline   a pipeline-shaped store (default PipelineConfig: K = 8, 224 px
+             flow, 15 ROI patches) of N samples replicated from real demo-clip
+             features (see benchmarks/_stores.py)
+
+it measures samples per second of ``stag_model.data``:
+
+  in_memory        InMemorySource: every sample read once (``load_s``), then batches
+                   are indexed out of resident tensors
+  stream_w0 / w2   StreamingSource reading Zarr per sample in the DataLoader, with 0
+                   and 2 worker processes (one pass over every sample, after one
+                   warm-up pass so the page cache holds the store: the figure is
+                   decode + collate cost, not disk)
+
+and the data-wait fraction of training: STAG trains one LOSO fold for a few
+epochs through ``stag_model.train.fit_fold`` with the source wrapped so that the
+time the loop spends waiting for the next batch is separated from the time it
+spends on the step itself (forward, backward, optimiser). Target: <= 5%.
+
+    python benchmarks/loader.py
+    python benchmarks/loader.py --pipeline-samples 32 --epochs 1 --stores composite
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import LoadSampler, scratch_dir, table, write_results  # noqa: E402
+
+
+class TimedSource:
+    """Wraps a batch source; records time spent waiting for batches vs time the consumer
+    holds each batch (the step). Only calls with a generator (training epochs) count as steps."""
+
+    def __init__(self, source):
+        self.source = source
+        self.wait_s = 0.0
+        self.step_s = 0.0
+        self.steps = 0
+        self.samples = 0
+        self.other_wait_s = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def batches(self, positions, batch_size, generator=None):
+        training = generator is not None
+        inner = self.source.batches(positions, batch_size, generator)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(inner)
+            except StopIteration:
+                return
+            waited = time.perf_counter() - t
+            if training:
+                self.wait_s += waited
+            else:
+                self.other_wait_s += waited
+            t = time.perf_counter()
+            yield item
+            if training:
+                self.step_s += time.perf_counter() - t
+                self.steps += 1
+                self.samples += len(item[0])
+
+
+def throughput(source, n: int, batch_size: int, passes: int = 1) -> float:
+    """Samples per second over ``passes`` passes of every sample (best pass)."""
+    positions = np.arange(n)
+    best = float("inf")
+    for _ in range(passes):
+        t = time.perf_counter()
+        count = 0
+        for pos, batch in source.batches(positions, batch_size):
+            count += len(pos)
+            _ = batch.flow.sum()  # touch the data
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: int, seed: int = 1) -> list[dict]:
+    import torch
+
+    from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+    from stag_model.data import InMemorySource, StreamingSource, open_samples
+    from stag_model.protocols import GuardedLabels, make_folds
+    from stag_model.train import fit_fold
+
+    from stag_model.protocols import Fold
+
+    device = torch.device("cpu")
+    rows = []
+    # warm-up: the first fit in a process pays one-off costs (lazy imports, allocator, kernels)
+    data = DataConfig(scheme=scheme, num_workers=0)
+    samples = open_samples([path], data)
+    folds = make_folds("loso", samples.subjects, samples.labels, samples.datasets, n_splits=5, seed=seed)
+    warm = Fold("warm-up", folds[0].train[: 2 * batch_size], folds[0].test[:4])
+    fit_fold(samples, InMemorySource(samples, data, device), warm, GuardedLabels(samples.labels, warm.train, "warm-up"),
+             {"train": TrainConfig(epochs=1, batch_size=batch_size, device="cpu"), "model": ModelConfig(),
+              "ststnet": StstnetConfig(), "data": data}, seed, device)
+    variants = [("in_memory", None), ("stream_w0", 0), ("stream_w2", 2)]
+    for label, workers in variants:
+        data = DataConfig(scheme=scheme, num_workers=workers or 0)
+        samples = open_samples([path], data)
+        n = len(samples)
+        t = time.perf_counter()
+        source = InMemorySource(samples, data, device) if workers is None else StreamingSource(samples, data, device)
+        load_s = time.perf_counter() - t
+        if workers is not None:
+            throughput(source, n, batch_size)  # warm-up: page cache, worker start paths
+        sps = throughput(source, n, batch_size, passes=2)
+        # data wait while training STAG on one LOSO fold
+        folds = make_folds("loso", samples.subjects, samples.labels, samples.datasets, n_splits=5, seed=seed)
+        fold = folds[0]
+        configs = {"train": TrainConfig(epochs=epochs, batch_size=batch_size, device="cpu"), "model": ModelConfig(),
+                   "ststnet": StstnetConfig(), "data": data}
+        timed = TimedSource(source)
+        t = time.perf_counter()
+        fit_fold(samples, timed, fold, GuardedLabels(samples.labels, fold.train, fold.name), configs, seed, device)
+        fit_s = time.perf_counter() - t
+        wait_fraction = timed.wait_s / max(timed.wait_s + timed.step_s, 1e-12)
+        rows.append({"store": name, "source": label, "samples": n, "load_s": load_s, "samples_per_s": sps,
+                     "train_steps": timed.steps, "wait_s": timed.wait_s, "step_s": timed.step_s,
+                     "train_samples_per_s": timed.samples / max(timed.step_s, 1e-12),
+                     "data_wait_fraction": wait_fraction, "fold_fit_s": fit_s, "epochs": epochs,
+                     "feature_mb_float32": samples.feature_bytes / 2**20})
+        print(f"  {name} {label}: {sps:.0f} samples/s, data wait {wait_fraction:.1%} of {timed.steps} steps", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", nargs="*", default=["composite", "pipeline"], choices=["composite", "pipeline"])
+    parser.add_argument("--pipeline-samples", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs for the data-wait measurement")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument("--name", default="loader")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from benchmarks._stores import BENCH_SCHEME, composite_store, extract_demo_features, replicated_store
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scratch = scratch_dir("loader", args.scratch)
+    rows, setup = [], {}
+    with LoadSampler() as load:
+        if "composite" in args.stores:
+            path, setup["composite_import_s"] = composite_store()
+            rows += measure_store("composite", path, "megc2019-3", args.batch_size, args.epochs)
+        if "pipeline" in args.stores:
+            t = time.perf_counter()
+            config, features = extract_demo_features({}, 2, scratch)
+            path = replicated_store(scratch / "pipeline.zarr", config, features, args.pipeline_samples)
+            setup["pipeline_store_build_s"] = time.perf_counter() - t
+            rows += measure_store("pipeline", path, BENCH_SCHEME, args.batch_size, args.epochs)
+    print("\nLoader throughput and data wait (CPU)")
+    print(table(rows, ["store", "source", "samples", "feature_mb_float32", "load_s", "samples_per_s", "train_steps",
+                       "wait_s", "step_s", "data_wait_fraction"], "{:.3f}"))
+    write_results(args.name, {"rows": rows, "setup": setup, "torch_threads": torch.get_num_threads(),
+                              "scratch": str(scratch)}, load, notes=[
+        "samples_per_s: best of 2 passes over every sample, batch size as given, after a warm-up pass for streaming",
+        "data_wait_fraction: time waiting for the next batch / (wait + step) over the training epochs of one "
+        "LOSO fold of STAG (fit_fold), source wrapped by benchmarks/loader.py TimedSource",
+        "pipeline store: real demo-clip features (default PipelineConfig) committed N times by write_sample",
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
