@@ -399,46 +399,12 @@ def write_bench_catalog(folder: Path, clips: list[Clip] | None = None, demo: dic
 # -- a Prefect server for the benchmark's flow runs --------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def prefect_server(home: Path, timeout_s: float = 120.0) -> Iterator[dict[str, str]]:
-    """Start ``prefect server start`` on 127.0.0.1 (its own PREFECT_HOME); yield the env that points
-    flow runs at it; stop it (by its process id) afterwards."""
-    import urllib.request
+    """A Prefect server on 127.0.0.1 (its own PREFECT_HOME) for the block; yields the env that
+    points flow runs at it."""
+    from flows.local_server import local_prefect_server
 
-    port = free_port()
-    env = {**quiet_prefect_env(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
-    prefect = Path(sys.executable).with_name("prefect")
-    log = open(home / "server.log", "w")
-    server_env = {k: v for k, v in {**os.environ, **env}.items() if k != "PREFECT_API_URL"}
-    proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server did not start (see {home / 'server.log'})")
-            time.sleep(0.5)
-        yield env
-    finally:
-        import signal
-
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server's own session: it and its children only
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    quiet = quiet_prefect_env(home)
+    with local_prefect_server(home / "server.log", {**os.environ, **quiet}, timeout_s) as url:
+        yield {**quiet, "PREFECT_API_URL": url}

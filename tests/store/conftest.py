@@ -77,11 +77,6 @@ def make_identity():
 
 import os  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
@@ -122,35 +117,20 @@ def tiny_demo_raw(tmp_path_factory) -> Path:
     return raw
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A real Prefect server on 127.0.0.1 for the session; PREFECT_API_URL points at it
     (for this process and every subprocess and Dask worker it starts)."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log = (tmp_path_factory.mktemp("prefect-server") / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-    )
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"Prefect server did not start on port {port}; see {log.name}")
-        time.sleep(0.5)
+    from flows.local_server import local_prefect_server
+
+    log = tmp_path_factory.mktemp("prefect-server") / "server.log"
+    with local_prefect_server(log, {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+                              SERVER_START_TIMEOUT_S) as url:
+        yield from _pointed_at(url)
+
+
+def _pointed_at(url: str):
+    """Point this process (and the subprocesses it starts) at the server at ``url`` while in use."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     previous = os.environ.get("PREFECT_API_URL")
@@ -166,12 +146,6 @@ def prefect_server(tmp_path_factory):
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")
