@@ -425,20 +425,23 @@ def main() -> int:
         out += ["## Summary against the targets", "", *md_table(["what", "target", "measured", "verdict", "where"], summary),
                 "", "Load and inputs of each figure are in its section; targets on scaling assume a quiet machine.", ""]
     any_doc = None
-    sections = [
-        ("1. Ingest cost per clip by stage", "ingest_stages", section_stages),
-        ("2. Selection first vs TV-L1 on every frame", "selection_vs_all", section_selection),
-    ]
     missing = []
-    for title, name, render in sections:
-        doc, smoke = load(name)
-        out += [f"## {title}", ""]
-        if doc is None:
-            out += [f"Not run yet (`python benchmarks/{name}.py`).", ""]
-            missing.append(name)
-            continue
-        any_doc = any_doc or doc
-        out += [*provenance(doc, smoke), "", *render(doc), ""]
+
+    def add_sections(sections) -> None:
+        """Append one section per (title, results name, renderer); note the ones not run yet."""
+        nonlocal any_doc, out
+        for title, name, render in sections:
+            doc, smoke = load(name)
+            out += [f"## {title}", ""]
+            if doc is None:
+                out += [f"Not run yet (`python benchmarks/{name}.py`).", ""]
+                missing.append(name)
+                continue
+            any_doc = any_doc or doc
+            out += [*provenance(doc, smoke), "", *render(doc), ""]
+
+    add_sections((("1. Ingest cost per clip by stage", "ingest_stages", section_stages),
+                  ("2. Selection first vs TV-L1 on every frame", "selection_vs_all", section_selection)))
     runs, smoke = load("ingest_runs")
     run_sections = runs and section_runs(runs)
     for title, key in (("3. stag vs the naive reference loop", "naive"), ("4. Rerun with everything cached", "cache"),
@@ -451,16 +454,8 @@ def main() -> int:
         out += [*provenance(runs, smoke), "", *run_sections[key], ""]
     if runs is None:
         missing.append("ingest_runs")
-    for title, name, render in (("6. Loader throughput and the trainer's data wait", "loader", section_loader),
-                                ("7. Training cost on CPU", "training_cost", section_training)):
-        doc, smoke = load(name)
-        out += [f"## {title}", ""]
-        if doc is None:
-            out += [f"Not run yet (`python benchmarks/{name}.py`).", ""]
-            missing.append(name)
-            continue
-        any_doc = any_doc or doc
-        out += [*provenance(doc, smoke), "", *render(doc), ""]
+    add_sections((("6. Loader throughput and the trainer's data wait", "loader", section_loader),
+                  ("7. Training cost on CPU", "training_cost", section_training)))
     out += ["### Peak memory of ingest", ""]
     if runs is not None:
         out += [*provenance(runs, smoke), "", *run_sections["memory"], ""]
