@@ -40,7 +40,14 @@ class ModelConfig(_Frozen):
     # -- sizes --------------------------------------------------------------
     d_model: int = Field(64, ge=8, le=1024, description="width of every token")
     frame_size: int = Field(28, ge=8, le=256, description="full flow field resized to this side before the frame CNN")
-    frame_channels: tuple[int, ...] = Field((16, 32), description="conv widths of the frame CNN, one 2x pool each")
+    frame_encoder: Literal["cnn", "shallow_streams"] = Field(
+        "cnn", description="per-frame CNN: stacked conv blocks (cnn) or parallel one-conv streams (shallow_streams)"
+    )
+    frame_channels: tuple[int, ...] = Field((16, 32), description="cnn: conv widths, one 2x pool each")
+    frame_streams: tuple[int, ...] = Field((3, 5, 8), description="shallow_streams: width of each parallel stream")
+    frame_kernel: int = Field(3, ge=1, le=15, description="conv kernel side of the frame CNN (odd: 'same' padding)")
+    frame_stream_pool: int = Field(3, ge=1, le=8, description="shallow_streams: max-pool side and stride")
+    frame_dropout: float = Field(0.2, ge=0, lt=1, description="shallow_streams: dropout on each stream's maps")
     frame_pool_grid: int = Field(
         4, ge=1, le=16, description="frame CNN output pooled to g x g then flattened: keeps where the motion is"
     )
@@ -133,4 +140,11 @@ class TrainConfig(_Frozen):
         "keep the epoch with the best validation UF1",
     )
     validation_fraction: float = Field(0.15, gt=0, lt=1, description="share of training subjects held out")
+    mixup_alpha: float = Field(
+        0.0, ge=0, description="mixup (Zhang et al. 2018): mix pairs of training samples with weight ~ Beta(a, a) "
+        "and their losses alike; flow fields superpose, so a mix is a plausible motion; 0 = off"
+    )
+    test_time_flip: bool = Field(
+        False, description="average each test sample's probabilities with those of its horizontal mirror image"
+    )
     threads: int = Field(0, ge=0, description="torch.set_num_threads on CPU; 0 = leave torch's default")

@@ -18,21 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from schemas.model_config import StstnetConfig
-from stag_model.model import StagBatch, focal_loss
-
-
-class Stream(nn.Module):
-    """One shallow stream: conv -> BN -> ReLU -> max-pool -> dropout."""
-
-    def __init__(self, config: StstnetConfig, out_channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(3, out_channels, config.kernel_size, padding=config.padding)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.pool = nn.MaxPool2d(config.max_pool, stride=config.max_pool, padding=1)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 28, 28)
-        return self.dropout(self.pool(F.relu(self.bn(self.conv(x)))))  # (B, c, 10, 10)
+from stag_model.model import ShallowStream, StagBatch, focal_loss
 
 
 class Ststnet(nn.Module):
@@ -41,7 +27,10 @@ class Ststnet(nn.Module):
     def __init__(self, config: StstnetConfig, n_classes: int):
         super().__init__()
         self.config = config
-        self.streams = nn.ModuleList(Stream(config, c) for c in config.stream_channels)
+        self.streams = nn.ModuleList(  # each: conv -> BN -> ReLU -> max-pool -> dropout
+            ShallowStream(3, c, config.kernel_size, config.padding, config.max_pool, config.dropout)
+            for c in config.stream_channels
+        )
         self.avg_pool = nn.AvgPool2d(config.avg_pool, stride=config.avg_pool)
         side = (config.input_size + 2 * config.padding - config.kernel_size + 1 + 2 - config.max_pool) // config.max_pool + 1
         side //= config.avg_pool
@@ -71,8 +60,8 @@ class Ststnet(nn.Module):
         x = torch.cat([s(x) for s in self.streams], 1)  # (B, 16, 10, 10)
         x = self.avg_pool(x)  # (B, 16, 5, 5)
         logits = self.fc(x.flatten(1))  # (B, C)
-        loss = None
-        if targets is not None:
-            weights = self.class_weights if self.config.class_weighting != "none" else None
-            loss = focal_loss(logits, targets, self.config.focal_gamma, weights)
-        return logits, loss
+        return logits, (self.criterion(logits, targets) if targets is not None else None)
+
+    def criterion(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        weights = self.class_weights if self.config.class_weighting != "none" else None
+        return focal_loss(logits, targets, self.config.focal_gamma, weights)

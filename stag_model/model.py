@@ -70,26 +70,55 @@ def focal_loss(
     return (alpha_t * loss).sum() / alpha_t.sum()
 
 
+class ShallowStream(nn.Module):
+    """One shallow stream (as in STSTNet): conv -> BN -> ReLU -> 3x3 max-pool (stride 3) -> dropout."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, padding: int, pool: int, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel, padding=padding)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.pool = nn.MaxPool2d(pool, stride=pool, padding=1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
+        return self.dropout(self.pool(F.relu(self.bn(self.conv(x)))))  # (N, c, H', W')
+
+
 class FrameEncoder(nn.Module):
-    """Small CNN over one frame's full (u, v[, strain]) field -> one token."""
+    """One token per frame from its full (u, v[, strain]) field.
+
+    ``frame_encoder="cnn"``: stacked conv-BN-GELU-pool blocks of widths
+    ``frame_channels``. ``"shallow_streams"``: parallel one-conv streams of
+    widths ``frame_streams`` whose maps are concatenated (few parameters, for
+    small 28 x 28 inputs and a few hundred samples). Either way the maps are
+    pooled to a g x g grid, which keeps where on the face the motion is."""
 
     def __init__(self, config: ModelConfig, in_channels: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = in_channels
-        for out in config.frame_channels:
-            layers += [nn.Conv2d(width, out, 3, padding=1), nn.BatchNorm2d(out), nn.GELU(), nn.MaxPool2d(2)]
-            width = out
         self.size = config.frame_size
-        self.conv = nn.Sequential(*layers)
+        self.streams = None
+        if config.frame_encoder == "shallow_streams":
+            self.streams = nn.ModuleList(
+                ShallowStream(in_channels, c, config.frame_kernel, config.frame_kernel // 2, config.frame_stream_pool,
+                              config.frame_dropout) for c in config.frame_streams
+            )
+            width = sum(config.frame_streams)
+        else:
+            layers: list[nn.Module] = []
+            width = in_channels
+            for out in config.frame_channels:
+                layers += [nn.Conv2d(width, out, config.frame_kernel, padding=config.frame_kernel // 2),
+                           nn.BatchNorm2d(out), nn.GELU(), nn.MaxPool2d(2)]
+                width = out
+            self.conv = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(config.frame_pool_grid)
         self.proj = nn.Linear(width * config.frame_pool_grid**2, config.d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (N, C, H, W)
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="area")  # (N, C, s, s)
-        x = self.pool(self.conv(x))  # (N, c, g, g)
-        return self.proj(x.flatten(1))  # (N, d)
+        maps = torch.cat([s(x) for s in self.streams], 1) if self.streams is not None else self.conv(x)  # (N, c, h, w)
+        return self.proj(self.pool(maps).flatten(1))  # (N, c, g, g) -> (N, d)
 
 
 class RoiNodeEncoder(nn.Module):
@@ -285,11 +314,12 @@ class Stag(nn.Module):
                 self._capture.update(rois=roi_alpha.detach(), edges=edge_alpha.detach(), self_loops=loop_alpha.detach())
             if w_rf is not None:
                 self._capture.update(roi_to_frame=w_rf.detach(), frame_to_roi=w_fr.detach())
-        loss = None
-        if targets is not None:
-            weights = self.class_weights if self.config.class_weighting != "none" else None
-            loss = focal_loss(logits, targets, self.config.focal_gamma, weights)
-        return logits, loss
+        return logits, (self.criterion(logits, targets) if targets is not None else None)
+
+    def criterion(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Focal loss with the training fold's class weights (when weighting is on)."""
+        weights = self.class_weights if self.config.class_weighting != "none" else None
+        return focal_loss(logits, targets, self.config.focal_gamma, weights)
 
     @torch.no_grad()
     def explain(self, b: StagBatch) -> dict[str, torch.Tensor]:

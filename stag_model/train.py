@@ -25,7 +25,7 @@ from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainCo
 from stag_model.baselines import Ststnet
 from stag_model.data import Normaliser, StoreSamples, flip_horizontally
 from stag_model.metrics import classification_metrics
-from stag_model.model import Stag
+from stag_model.model import Stag, StagBatch
 from stag_model.protocols import Fold, GuardedLabels, au_cooccurrence_prior, class_weights, inner_validation_split
 
 
@@ -67,6 +67,16 @@ def build_model(train: TrainConfig, model: ModelConfig, ststnet: StstnetConfig, 
     return Stag(model, n_classes, n_aus=len(samples.graph.au_names), n_roi_stats=5)
 
 
+MIXED_FIELDS = ("flow", "strain", "roi_patches", "roi_stats", "au_activation", "edge_weight")
+
+
+def mix_batch(b: StagBatch, partner: torch.Tensor, weight: float) -> StagBatch:
+    """Mixup of every feature field: weight * sample + (1 - weight) * sample[partner];
+    a frame is real when it is real in either sample. partner (B,) long."""
+    mixed = {name: weight * getattr(b, name) + (1 - weight) * getattr(b, name)[partner] for name in MIXED_FIELDS}
+    return StagBatch(**{**vars(b), **mixed, "frame_mask": b.frame_mask | b.frame_mask[partner]})
+
+
 def _autocast(device: torch.device, enabled: bool):
     if device.type == "cuda" and enabled:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -85,15 +95,19 @@ def _learning_rate_factor(step: int, steps_per_epoch: int, train: TrainConfig) -
 
 @torch.no_grad()
 def predict(model: nn.Module, source, normaliser: Normaliser | None, positions: np.ndarray, batch_size: int,
-            device: torch.device, amp: bool) -> np.ndarray:
-    """Class probabilities (n, C) in the order of ``positions``; reads no label."""
+            device: torch.device, amp: bool, test_time_flip: bool = False) -> np.ndarray:
+    """Class probabilities (n, C) in the order of ``positions``; reads no label.
+    With ``test_time_flip`` each sample's probabilities are averaged with its mirror image's."""
     model.eval()
     out = {}
     for pos, batch in source.batches(positions, batch_size):
         batch = normaliser(batch) if normaliser else batch
         with _autocast(device, amp):
-            logits, _ = model(batch)
-        for p, row in zip(pos.tolist(), logits.float().softmax(-1).cpu().numpy()):
+            probs = model(batch)[0].float().softmax(-1)  # (B, C)
+            if test_time_flip:
+                mirrored = flip_horizontally(batch, torch.ones(len(pos), dtype=torch.bool, device=device), source.graph)
+                probs = (probs + model(mirrored)[0].float().softmax(-1)) / 2  # (B, C)
+        for p, row in zip(pos.tolist(), probs.cpu().numpy()):
             out[p] = row
     return np.stack([out[p] for p in positions.tolist()])
 
@@ -143,6 +157,7 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp
                                   and not torch.cuda.is_bf16_supported())
     generator = torch.Generator().manual_seed(s)
+    mixing = np.random.default_rng(s)  # mixup weights
     label_of = dict(zip(fold.train.tolist(), y_train.tolist()))
     result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {})
     best = (-1.0, None, train.epochs)
@@ -157,7 +172,14 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
             batch = flip_horizontally(batch, flips.to(device), samples.graph)
             targets = torch.as_tensor([label_of[p] for p in pos.tolist()], device=device)
             with _autocast(device, train.amp):
-                _, loss = model(batch, targets)
+                if train.mixup_alpha > 0:
+                    weight = float(mixing.beta(train.mixup_alpha, train.mixup_alpha))
+                    partner = torch.randperm(len(pos), generator=generator).to(device)
+                    logits, _ = model(mix_batch(batch, partner, weight))
+                    loss = weight * model.criterion(logits, targets) + (1 - weight) * model.criterion(
+                        logits, targets[partner])
+                else:
+                    _, loss = model(batch, targets)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimiser)
@@ -168,7 +190,8 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
             total, count = total + loss.item() * len(pos), count + len(pos)
         result.train_loss.append(total / max(count, 1))
         if len(fold.validation):
-            probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp)
+            probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp,
+                            train.test_time_flip)
             uf1 = classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)["uf1"]
             result.validation_uf1.append(uf1)
             if uf1 > best[0]:
@@ -177,7 +200,8 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
             + (f" val UF1 {result.validation_uf1[-1]:.3f}" if result.validation_uf1 else ""))
     if best[1] is not None:
         model.load_state_dict(best[1])
-    result.probabilities = predict(model, source, normaliser, fold.test, train.batch_size, device, train.amp)
+    result.probabilities = predict(model, source, normaliser, fold.test, train.batch_size, device, train.amp,
+                                   train.test_time_flip)
     result.attention = mean_attention(model, source, normaliser, fold.test, train.batch_size)
     result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     result.metadata = {

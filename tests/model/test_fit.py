@@ -11,10 +11,10 @@ import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
 from stag_model.cli import main
-from stag_model.data import make_source, open_samples
+from stag_model.data import flip_horizontally, make_source, open_samples
 from stag_model.model import Stag
 from stag_model.protocols import make_folds
-from stag_model.train import resolve_device, run_folds
+from stag_model.train import MIXED_FIELDS, mix_batch, predict, resolve_device, run_folds
 
 
 def _run(samples, source, folds, seed, model="stag"):
@@ -95,3 +95,43 @@ def test_streamed_training_equals_in_memory_training(synthetic_store):
     assert type(source).__name__ == "StreamingSource"
     stream = _run(samples, source, folds, 1)
     np.testing.assert_allclose(memory[0].probabilities, stream[0].probabilities, rtol=1e-5, atol=1e-6)
+
+
+def test_test_time_flip_averages_each_sample_with_its_mirror_image(synthetic_store):
+    data = DataConfig(scheme="demo")
+    samples = open_samples([synthetic_store], data)
+    source = make_source(samples, data, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = Stag(ModelConfig(d_model=16), len(samples.class_names), len(samples.graph.au_names), 5).eval()
+    positions = np.arange(len(samples))[:7]
+    plain = predict(model, source, None, positions, 4, torch.device("cpu"), amp=False)
+    averaged = predict(model, source, None, positions, 4, torch.device("cpu"), amp=False, test_time_flip=True)
+    _, batch = next(source.batches(positions, len(positions)))
+    mirrored = flip_horizontally(batch, torch.ones(len(positions), dtype=torch.bool), samples.graph)
+    mirror_probs = model(mirrored)[0].softmax(-1).detach().numpy()
+    np.testing.assert_allclose(averaged, (plain + mirror_probs) / 2, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(plain, mirror_probs, atol=1e-4)  # the model is not mirror-invariant, so the average matters
+
+
+def test_mixup_mixes_every_feature_field_and_unites_frame_masks(make_batch):
+    b = make_batch(batch=3, frames=2)
+    b.frame_mask[0, 1] = False
+    partner = torch.tensor([1, 2, 0])
+    torch.testing.assert_close(mix_batch(b, partner, 1.0).flow, b.flow)
+    mixed = mix_batch(b, partner, 0.25)
+    for name in MIXED_FIELDS:
+        torch.testing.assert_close(getattr(mixed, name), 0.25 * getattr(b, name) + 0.75 * getattr(b, name)[partner])
+    assert mixed.frame_mask[0, 1] and not mix_batch(b, torch.tensor([0, 1, 2]), 0.5).frame_mask[0, 1]
+
+
+def test_mixup_training_runs_and_changes_the_model(synthetic_store):
+    data = DataConfig(scheme="demo")
+    samples = open_samples([synthetic_store], data)
+    source = make_source(samples, data, torch.device("cpu"))
+    fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
+    configs = dict(train=TrainConfig(epochs=2), model=ModelConfig(d_model=16), ststnet=StstnetConfig(), data=data)
+    plain = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
+    configs["train"] = TrainConfig(epochs=2, mixup_alpha=0.4)
+    mixed = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
+    assert np.isfinite(mixed.train_loss).all()
+    assert not np.allclose(plain.probabilities, mixed.probabilities)

@@ -166,3 +166,14 @@ def test_ststnet_shapes_and_apex_frame_choice(make_batch):
     logits, loss = model(b, torch.tensor([0, 2]))
     assert logits.shape == (2, N_CLASSES) and torch.isfinite(loss)
     assert sum(p.numel() for p in model.parameters()) < 2000  # the paper's net is tiny (~1.6k weights)
+
+
+@pytest.mark.parametrize("frames", [1, 4])
+def test_shallow_stream_frame_encoder_shapes_and_inputs(frames, make_batch):
+    b = make_batch(batch=3, frames=frames)
+    model = make_model(frame_encoder="shallow_streams", frame_streams=(3, 5, 8), frame_pool_grid=5)
+    assert len(model.frame_encoder.streams) == 3 and model.frame_encoder.proj.in_features == 16 * 5 * 5
+    logits, loss = model(b, torch.tensor([0, 1, 2]))
+    assert logits.shape == (3, N_CLASSES) and torch.isfinite(loss)
+    assert _changed(model, b, "flow") and _changed(model, b, "strain")
+    assert not _changed(make_model(frame_encoder="shallow_streams", use_strain=False), b, "strain")
