@@ -144,6 +144,10 @@ class TrainConfig(_Frozen):
         0.0, ge=0, description="mixup (Zhang et al. 2018): mix pairs of training samples with weight ~ Beta(a, a) "
         "and their losses alike; flow fields superpose, so a mix is a plausible motion; 0 = off"
     )
+    ensemble_size: int = Field(
+        1, ge=1, le=16, description="models trained per fold from consecutive seeds; the fold predicts their mean "
+        "probabilities (checkpoint keys members.<i>.*)"
+    )
     test_time_flip: bool = Field(
         False, description="average each test sample's probabilities with those of its horizontal mirror image"
     )

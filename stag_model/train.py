@@ -134,32 +134,39 @@ def mean_attention(model: nn.Module, source, normaliser: Normaliser | None, posi
     return {k: (v / len(positions)).cpu().tolist() for k, v in sums.items()}
 
 
-def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, configs: dict, seed: int,
-             device: torch.device, log: Callable[[str], None] = lambda _: None) -> FoldResult:
-    """Train on ``fold.train`` and predict ``fold.test``. ``configs`` holds
-    train/model/ststnet/data configs. ``labels`` must refuse test positions."""
+class Ensemble(nn.Module):
+    """Members trained alike from different seeds on the same fold; predicts
+    the mean of their class probabilities (logits = log of that mean)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, b: StagBatch, targets: torch.Tensor | None = None):
+        if targets is not None:
+            raise ValueError("an Ensemble only predicts; its members train one by one")
+        probs = torch.stack([m(b)[0].float().softmax(-1) for m in self.members]).mean(0)  # (B, C)
+        return probs.log(), None
+
+
+def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold: Fold, labels: GuardedLabels,
+                  configs: dict, member_seed: int, device: torch.device, log: Callable[[str], None]
+                  ) -> tuple[list[float], list[float], int]:
+    """Train one model on ``fold.train`` (in place). Returns the training loss
+    and validation UF1 per epoch and the epoch kept (the best on the inner
+    validation split when there is one, else the last)."""
     train: TrainConfig = configs["train"]
     data: DataConfig = configs["data"]
-    started = time.perf_counter()
-    s = fold_seed(seed, fold.name)
-    torch.manual_seed(s)
-    if train.validation == "inner_subjects":
-        fold = inner_validation_split(fold, samples.subjects, train.validation_fraction, s)
-    y_train = labels[fold.train]
-    n_classes = len(samples.class_names)
-    normaliser = Normaliser.fit(source, fold.train, train.batch_size, data.min_std) if data.normalise else None
-    model = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
-    model.set_class_weights(torch.as_tensor(class_weights(y_train, n_classes), device=device))
-    model.set_au_prior(torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device))
+    n_classes = model.class_weights.numel()
     optimiser = torch.optim.AdamW(model.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
     steps = math.ceil(len(fold.train) / train.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: _learning_rate_factor(step, steps, train))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp
                                   and not torch.cuda.is_bf16_supported())
-    generator = torch.Generator().manual_seed(s)
-    mixing = np.random.default_rng(s)  # mixup weights
-    label_of = dict(zip(fold.train.tolist(), y_train.tolist()))
-    result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {})
+    generator = torch.Generator().manual_seed(member_seed)
+    mixing = np.random.default_rng(member_seed)  # mixup weights
+    label_of = dict(zip(fold.train.tolist(), labels[fold.train].tolist()))
+    losses, validation_uf1 = [], []
     best = (-1.0, None, train.epochs)
     for epoch in range(train.epochs):
         model.train()
@@ -169,7 +176,7 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
                 continue
             batch = normaliser(batch) if normaliser else batch
             flips = torch.rand(len(pos), generator=generator) < data.flip_probability
-            batch = flip_horizontally(batch, flips.to(device), samples.graph)
+            batch = flip_horizontally(batch, flips.to(device), source.graph)
             targets = torch.as_tensor([label_of[p] for p in pos.tolist()], device=device)
             with _autocast(device, train.amp):
                 if train.mixup_alpha > 0:
@@ -188,24 +195,57 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
             scaler.update()
             schedule.step()
             total, count = total + loss.item() * len(pos), count + len(pos)
-        result.train_loss.append(total / max(count, 1))
+        losses.append(total / max(count, 1))
         if len(fold.validation):
             probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp,
                             train.test_time_flip)
-            uf1 = classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)["uf1"]
-            result.validation_uf1.append(uf1)
-            if uf1 > best[0]:
-                best = (uf1, copy.deepcopy(model.state_dict()), epoch + 1)
-        log(f"  fold {fold.name} epoch {epoch + 1}/{train.epochs} loss {result.train_loss[-1]:.4f}"
-            + (f" val UF1 {result.validation_uf1[-1]:.3f}" if result.validation_uf1 else ""))
+            validation_uf1.append(classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)["uf1"])
+            if validation_uf1[-1] > best[0]:
+                best = (validation_uf1[-1], copy.deepcopy(model.state_dict()), epoch + 1)
+        log(f"  fold {fold.name} epoch {epoch + 1}/{train.epochs} loss {losses[-1]:.4f}"
+            + (f" val UF1 {validation_uf1[-1]:.3f}" if validation_uf1 else ""))
     if best[1] is not None:
         model.load_state_dict(best[1])
+    return losses, validation_uf1, best[2]
+
+
+def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, configs: dict, seed: int,
+             device: torch.device, log: Callable[[str], None] = lambda _: None) -> FoldResult:
+    """Train on ``fold.train`` and predict ``fold.test``. ``configs`` holds
+    train/model/ststnet/data configs. ``labels`` must refuse test positions.
+    With ``ensemble_size`` > 1 the members train from seeds s, s+1, ... and
+    the fold's prediction is the mean of their probabilities."""
+    train: TrainConfig = configs["train"]
+    data: DataConfig = configs["data"]
+    started = time.perf_counter()
+    s = fold_seed(seed, fold.name)
+    torch.manual_seed(s)
+    if train.validation == "inner_subjects":
+        fold = inner_validation_split(fold, samples.subjects, train.validation_fraction, s)
+    y_train = labels[fold.train]
+    n_classes = len(samples.class_names)
+    normaliser = Normaliser.fit(source, fold.train, train.batch_size, data.min_std) if data.normalise else None
+    result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {})
+    members, kept = [], []
+    for m in range(train.ensemble_size):
+        torch.manual_seed(s + m)
+        member = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
+        member.set_class_weights(torch.as_tensor(class_weights(y_train, n_classes), device=device))
+        member.set_au_prior(torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device))
+        losses, validation_uf1, epochs_kept = _train_member(member, source, normaliser, fold, labels, configs, s + m,
+                                                            device, log)
+        members.append(member)
+        kept.append(epochs_kept)
+        result.train_loss = [a + b / train.ensemble_size for a, b in
+                             zip(result.train_loss or [0.0] * len(losses), losses)]  # mean over members
+        result.validation_uf1 = result.validation_uf1 or validation_uf1  # the first member's curve
+    model = members[0] if len(members) == 1 else Ensemble(members)
     result.probabilities = predict(model, source, normaliser, fold.test, train.batch_size, device, train.amp,
                                    train.test_time_flip)
-    result.attention = mean_attention(model, source, normaliser, fold.test, train.batch_size)
+    result.attention = mean_attention(members[0], source, normaliser, fold.test, train.batch_size)  # first member
     result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     result.metadata = {
-        "model": train.model, "fold": fold.name, "seed": seed, "epochs_kept": best[2],
+        "model": train.model, "fold": fold.name, "seed": seed, "epochs_kept": kept[0] if len(kept) == 1 else kept,
         "configs": {k: v.model_dump(mode="json") for k, v in configs.items()},
         "class_names": list(samples.class_names), "roi_names": list(samples.graph.roi_names),
         "au_names": list(samples.graph.au_names), "edge_index": samples.graph.edge_index.tolist(),

@@ -11,7 +11,7 @@ import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
 from stag_model.cli import main
-from stag_model.data import flip_horizontally, make_source, open_samples
+from stag_model.data import Normaliser, flip_horizontally, make_source, open_samples
 from stag_model.model import Stag
 from stag_model.protocols import make_folds
 from stag_model.train import MIXED_FIELDS, mix_batch, predict, resolve_device, run_folds
@@ -135,3 +135,28 @@ def test_mixup_training_runs_and_changes_the_model(synthetic_store):
     mixed = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
     assert np.isfinite(mixed.train_loss).all()
     assert not np.allclose(plain.probabilities, mixed.probabilities)
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members(synthetic_store):
+    data = DataConfig(scheme="demo")
+    samples = open_samples([synthetic_store], data)
+    source = make_source(samples, data, torch.device("cpu"))
+    fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
+    configs = dict(train=TrainConfig(epochs=2), model=ModelConfig(d_model=16), ststnet=StstnetConfig(), data=data)
+    single = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
+    configs["train"] = TrainConfig(epochs=2, ensemble_size=2)
+    pair = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
+    first = {k[len("members.0."):]: v for k, v in pair.state_dict.items() if k.startswith("members.0.")}
+    assert first.keys() == single.state_dict.keys() and any(k.startswith("members.1.") for k in pair.state_dict)
+    for k, v in single.state_dict.items():  # member 0 is the single model of the same seed
+        torch.testing.assert_close(first[k], v)
+    members = []
+    for i in range(2):
+        model = Stag(ModelConfig(d_model=16), len(samples.class_names), len(samples.graph.au_names), 5)
+        model.load_state_dict({k[len(f"members.{i}."):]: v for k, v in pair.state_dict.items()
+                               if k.startswith(f"members.{i}.")})
+        members.append(model.eval())
+    normaliser = Normaliser.fit(source, fold[0].train, configs["train"].batch_size, data.min_std)  # as fit_fold does
+    probs = [predict(m, source, normaliser, fold[0].test, 8, torch.device("cpu"), amp=False) for m in members]
+    np.testing.assert_allclose(pair.probabilities, np.mean(probs, 0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(pair.probabilities, single.probabilities)
