@@ -41,15 +41,17 @@ class ModelConfig(_Frozen):
     d_model: int = Field(64, ge=8, le=1024, description="width of every token")
     frame_size: int = Field(28, ge=8, le=256, description="full flow field resized to this side before the frame CNN")
     frame_encoder: Literal["cnn", "shallow_streams"] = Field(
-        "cnn", description="per-frame CNN: stacked conv blocks (cnn) or parallel one-conv streams (shallow_streams)"
+        "shallow_streams",
+        description="per-frame CNN: parallel one-conv streams (shallow_streams, chosen on the composite's design runs: "
+        "benchmarks/composite_design.py) or stacked conv blocks (cnn)",
     )
     frame_channels: tuple[int, ...] = Field((16, 32), description="cnn: conv widths, one 2x pool each")
     frame_streams: tuple[int, ...] = Field((3, 5, 8), description="shallow_streams: width of each parallel stream")
     frame_kernel: int = Field(3, ge=1, le=15, description="conv kernel side of the frame CNN (odd: 'same' padding)")
     frame_stream_pool: int = Field(3, ge=1, le=8, description="shallow_streams: max-pool side and stride")
-    frame_dropout: float = Field(0.2, ge=0, lt=1, description="shallow_streams: dropout on each stream's maps")
+    frame_dropout: float = Field(0.5, ge=0, lt=1, description="shallow_streams: dropout on each stream's maps")
     frame_pool_grid: int = Field(
-        4, ge=1, le=16, description="frame CNN output pooled to g x g then flattened: keeps where the motion is"
+        5, ge=1, le=16, description="frame CNN output pooled to g x g then flattened: keeps where the motion is"
     )
     patch_channels: int = Field(16, ge=1, le=256, description="conv width of the ROI patch encoder")
     patch_pool_grid: int = Field(3, ge=1, le=16, description="ROI patch features pooled to g x g then flattened")
@@ -65,7 +67,10 @@ class ModelConfig(_Frozen):
         "concat", description="how the pooled spatial and temporal vectors combine before the classifier"
     )
     # -- loss ---------------------------------------------------------------
-    focal_gamma: float = Field(2.0, ge=0, description="focal loss focusing parameter; 0 = cross-entropy")
+    focal_gamma: float = Field(
+        0.0, ge=0, description="focal loss focusing parameter; 0 = (class-weighted) cross-entropy, which beat 1 and 2 "
+        "on the composite's design runs"
+    )
     class_weighting: Literal["none", "inverse_frequency"] = Field(
         "inverse_frequency", description="focal loss alpha per class, from the training fold's class counts"
     )
@@ -149,6 +154,6 @@ class TrainConfig(_Frozen):
         "probabilities (checkpoint keys members.<i>.*)"
     )
     test_time_flip: bool = Field(
-        False, description="average each test sample's probabilities with those of its horizontal mirror image"
+        True, description="average each test sample's probabilities with those of its horizontal mirror image"
     )
     threads: int = Field(0, ge=0, description="torch.set_num_threads on CPU; 0 = leave torch's default")

@@ -11,11 +11,15 @@ The abstract (arXiv 2606.28083), sentence by sentence, and where it lives here:
                                                 (GATv2 with the per-frame AU-guided
                                                 edge weights as edge features).
 3. "a temporal branch: a transformer encoder over the full selected sequence"
-                                             -> `FrameEncoder` + nn.TransformerEncoder.
+                                             -> `FrameEncoder` (a token per frame;
+                                                shallow parallel conv streams by
+                                                default) + nn.TransformerEncoder.
 4. "a bidirectional cross-attention module in which each branch refines the
    other"                                    -> `BidirectionalCrossAttention`.
 5. "fusion, then classification trained with focal loss"
-                                             -> `Stag.classifier`, `focal_loss`.
+                                             -> `Stag.classifier`, `Stag.criterion`
+                                                (`focal_loss`; gamma 0 by default,
+                                                i.e. class-weighted cross-entropy).
 
 Shapes: B batch, K selected frames, R ROIs, E undirected edges, A AUs,
 S ROI statistics, P ROI patch side, H W flow field, d = config.d_model.

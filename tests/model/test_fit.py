@@ -157,6 +157,7 @@ def test_an_ensemble_predicts_the_mean_of_its_members(synthetic_store):
                                if k.startswith(f"members.{i}.")})
         members.append(model.eval())
     normaliser = Normaliser.fit(source, fold[0].train, configs["train"].batch_size, data.min_std)  # as fit_fold does
-    probs = [predict(m, source, normaliser, fold[0].test, 8, torch.device("cpu"), amp=False) for m in members]
+    probs = [predict(m, source, normaliser, fold[0].test, 8, torch.device("cpu"), amp=False,
+                     test_time_flip=configs["train"].test_time_flip) for m in members]
     np.testing.assert_allclose(pair.probabilities, np.mean(probs, 0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(pair.probabilities, single.probabilities)
