@@ -68,9 +68,6 @@ VARIANTS: dict[str, dict] = {
                          train_over={"mixup_alpha": 0.4, "test_time_flip": True}),
     "s5_g0_tta": dict(model="stag", epochs=25, model_over={**STREAMS, "frame_dropout": 0.5, "focal_gamma": 0.0},
                       train_over={"test_time_flip": True}),
-    "s5_g0_mix02_tta": dict(model="stag", epochs=25,
-                            model_over={**STREAMS, "frame_dropout": 0.5, "focal_gamma": 0.0},
-                            train_over={"mixup_alpha": 0.2, "test_time_flip": True}),
     "s5_g0_tta_ens3": dict(model="stag", epochs=25, model_over={**STREAMS, "frame_dropout": 0.5, "focal_gamma": 0.0},
                            train_over={"test_time_flip": True, "ensemble_size": 3}),
 }
