@@ -173,7 +173,9 @@ def repeat_min(fn: Callable[[], object], repeats: int) -> tuple[float, list[floa
 
 @dataclass
 class TreeRun:
-    """A subprocess run with the wall time and the peak RSS of its whole process tree."""
+    """A subprocess run with the wall time, the peak RSS of its whole process tree, and its CPU time:
+    of the whole tree (every descendant reaped by its parent, e.g. Dask workers) and of the root
+    process alone (its last sample, up to ``poll_s`` before it exits)."""
 
     returncode: int
     wall_s: float
@@ -182,6 +184,30 @@ class TreeRun:
     stdout: str = ""
     stderr: str = ""
     extra: dict = field(default_factory=dict)
+    cpu_tree_s: float = 0.0
+    cpu_root_s: float = 0.0
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's reaped descendants so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_s(processes) -> float:
+    """User + system CPU seconds of live ``psutil.Process``es (those gone count 0)."""
+    import psutil
+
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, poll_s: float = 0.2,
@@ -190,6 +216,8 @@ def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None
     import psutil
 
     full_env = {**os.environ, **(env or {})}
+    cpu_before = _children_cpu_s()
+    root_cpu = 0.0
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, env=full_env, cwd=str(cwd or PROJECT_ROOT), stdout=out, stderr=err)
@@ -197,6 +225,7 @@ def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None
         try:
             root = psutil.Process(proc.pid)
             while proc.poll() is None:
+                root_cpu = process_cpu_s([root]) or root_cpu
                 try:
                     procs = [root] + root.children(recursive=True)
                     rss = []
@@ -212,13 +241,17 @@ def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None
                 if timeout_s and time.perf_counter() - start > timeout_s:
                     proc.kill()
                     break
-                time.sleep(poll_s)
+                try:  # returns as soon as the process ends: the wall time is not rounded up to poll_s
+                    proc.wait(timeout=poll_s)
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
             proc.wait()
         wall = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
-        return TreeRun(proc.returncode, wall, peak_tree / 2**20, peak_single / 2**20, out.read(), err.read())
+        return TreeRun(proc.returncode, wall, peak_tree / 2**20, peak_single / 2**20, out.read(), err.read(),
+                       cpu_tree_s=_children_cpu_s() - cpu_before, cpu_root_s=root_cpu)
 
 
 def peak_rss_mb() -> float:

@@ -4,7 +4,8 @@
   imported with ``stag_features.composite_import`` into the scratch folder
   (once; a rerun of the import skips every sample).
 - ``replicated_store()``: a pipeline-shaped store of N samples for read
-  benchmarks. A few demo clips are run through ``extract_sample`` with the
+  benchmarks. A few demo clips (``extract_demo_features``) or real video clips
+  (``extract_real_features``) are run through ``extract_sample`` with the
   given PipelineConfig (the default: K = 8 selected frames, 224 px flow), and
   their real features are committed N times under distinct sample ids by
   ``write_sample`` (subjects s00.., labels cycling over 3 classes of scheme
@@ -46,13 +47,25 @@ def composite_store(folder: Path | None = None) -> tuple[Path, float]:
 def extract_demo_features(config_overrides: dict, n_clips: int, folder: Path):
     """Features of the first ``n_clips`` demo clips under a PipelineConfig with ``config_overrides``."""
     from schemas.catalog import load_catalog
-    from schemas.pipeline_config import PipelineConfig
     from stag_features.adapters import load_dataset
+
+    catalog = write_bench_catalog(folder, demo={**DEMO_DEFAULTS, "n_subjects": 1, "clips_per_emotion": 1})
+    return _extract(load_dataset(load_catalog(catalog).get("demo")).records[:n_clips], config_overrides)
+
+
+def extract_real_features(config_overrides: dict, clip_names: list[str]):
+    """Features of real clips (benchmarks._common.REAL_CLIPS names) under a PipelineConfig with ``config_overrides``."""
+    from benchmarks._common import resolve_clip
+
+    return _extract([resolve_clip(name).record() for name in clip_names], config_overrides)
+
+
+def _extract(records: list, config_overrides: dict):
+    """(config, features of every record), one landmark backend for all."""
+    from schemas.pipeline_config import PipelineConfig
     from stag_features.face import make_backend
     from stag_features.sample_pipeline import extract_sample
 
-    catalog = write_bench_catalog(folder, demo={**DEMO_DEFAULTS, "n_subjects": 1, "clips_per_emotion": 1})
-    records = load_dataset(load_catalog(catalog).get("demo")).records[:n_clips]
     config = PipelineConfig.model_validate(config_overrides)
     backend = make_backend(config.face)
     return config, [extract_sample(r, config, backend=backend) for r in records]

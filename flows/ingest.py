@@ -1,38 +1,47 @@
 """``ingest_dataset``: one catalog dataset into its Zarr feature store.
 
 Steps: read the catalog entry and the pipeline config -> prepare (adapter,
-store, slots, skip decisions; bad sheet rows recorded) -> one task per sample
-(``.map``) -> summary (terminal table + markdown artifact).
+store, slots, skip decisions; bad sheet rows recorded) -> the samples to
+compute, in batches, one task per batch -> summary (terminal table +
+markdown artifact).
 
 Tasks run in threads by default (one per core); ``task_runner`` may be a DaskTaskRunner
 (``runner_for``: a local cluster of N processes, or an existing scheduler).
-Only transient I/O errors are retried; a sample that fails for any other
-reason is recorded in the store and the run goes on.
+Batches (``guided_batches``): longest clips first, large batches first and
+single samples last, sized for the runner's parallelism. A task costs ~0.1 s
+of CPU in the flow process, the Dask worker and the Prefect server (Prefect
+serialises its settings context per submission), which one task per sample
+paid on every clip. Only transient I/O errors are retried, per sample, inside
+its batch; a sample that fails for any other reason is recorded in the store
+and the run goes on.
 """
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
+from prefect.runtime import task_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from schemas.catalog import DatasetEntry, load_catalog
+from flows.cluster import local_cluster_kwargs, started_cluster
+from schemas.catalog import DatasetEntry
 from schemas.pipeline_config import PipelineConfig
-from stag_features.ingest_plan import RunSummary, SampleOutcome
+from stag_features.ingest_plan import RunSummary, SampleOutcome, guided_batches
 from stag_features.ingest_steps import (
     IngestPlan,
     WorkItem,
-    entry_pipeline_config,
     ingest_sample,
     prepare_ingest,
+    resolve_dataset,
     uses_flow_images,
-    with_resolved_options,
 )
-from stag_features.store import record_failure
+from stag_features.store import record_failure, slot_states
 
 # Prefect's thread pool is unbounded by default: one thread per core keeps CPU-bound
 # stages (alignment, TV-L1) from thrashing and bounds the landmark models loaded (one per thread)
@@ -41,46 +50,87 @@ IO_RETRIES = 2
 IO_RETRY_DELAY_S = 2
 
 
-def _transient_io(task, task_run, state) -> bool:
-    """Retry only OSErrors that ingest_sample let through (permanent ones are recorded there)."""
-    exc = state.result(raise_on_failure=False)
-    return isinstance(exc, OSError)
-
-
 @task(name="prepare-ingest")
 def prepare_task(entry: DatasetEntry, config_json: str, force: bool, only: list[str] | None) -> IngestPlan:
     return prepare_ingest(entry, PipelineConfig.model_validate_json(config_json), force,
                           only=set(only) if only is not None else None)
 
 
-@task(name="ingest-sample", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S,
-      retry_condition_fn=_transient_io, task_run_name="ingest-{item.sample_id}")
-def ingest_sample_task(store: str, item: WorkItem, config_json: str) -> SampleOutcome:
-    return ingest_sample(store, item, PipelineConfig.model_validate_json(config_json))
-
-
-@task(name="import-flow-images")
-def import_flow_images_task(entry: DatasetEntry, config_json: str, force: bool) -> RunSummary:
-    from stag_features.composite_import import import_composite
-
-    return import_composite(entry, entry.store, Path(str(entry.options["flow_dir"])),
-                            PipelineConfig.model_validate_json(config_json), force=force)
-
-
-def _collect(futures, plan: IngestPlan, logger) -> list[SampleOutcome]:
-    """Outcomes as tasks finish (progress in the log); a task that failed after its retries is recorded."""
-    items = {future.task_run_id: item for future, item in zip(futures, plan.work)}
-    outcomes: list[SampleOutcome] = []
-    for done, future in enumerate(as_completed(futures), start=1):
+def _with_io_retries(store: str, item: WorkItem, config: PipelineConfig) -> SampleOutcome:
+    """ingest_sample, retrying the OSErrors it lets through (transient I/O) IO_RETRIES times
+    IO_RETRY_DELAY_S apart; then, or on MemoryError, the failure is recorded under stage "io"."""
+    attempt = 0
+    while True:
         try:
-            outcome = future.result()
-        except Exception as exc:  # noqa: BLE001 - retries exhausted: record, never fail the run
-            item = items[future.task_run_id]
+            return ingest_sample(store, item, config)
+        except OSError as exc:
+            if attempt < IO_RETRIES:
+                attempt += 1
+                time.sleep(IO_RETRY_DELAY_S)
+                continue
             reason = f"{type(exc).__name__}: {exc} (after {IO_RETRIES} retries)"
-            record_failure(plan.store, item.slot, item.sample_id, "io", reason, item.input_hash)
-            outcome = SampleOutcome(item.sample_id, "failed", "io", reason)
-        outcomes.append(outcome)
-        logger.info("%d/%d %s %s %s", done, len(futures), outcome.status, outcome.sample_id, outcome.reason[:100])
+        except MemoryError as exc:
+            reason = f"MemoryError: {exc}"
+        record_failure(store, item.slot, item.sample_id, "io", reason, item.input_hash)
+        return SampleOutcome(item.sample_id, "failed", "io", reason)
+
+
+def _batch_run_name() -> str:
+    items = task_run.parameters["items"]
+    return f"ingest-{items[0].sample_id}" + (f"-and-{len(items) - 1}-more" if len(items) > 1 else "")
+
+
+@task(name="ingest-batch", task_run_name=_batch_run_name)
+def ingest_batch_task(store: str, items: list[WorkItem], config_json: str) -> list[SampleOutcome]:
+    """The samples of one batch in turn; one sample's failure never stops the others."""
+    config = PipelineConfig.model_validate_json(config_json)
+    return [_with_io_retries(store, item, config) for item in items]
+
+
+def _parallelism() -> int:
+    """How many tasks the run's task runner executes at once (Dask: its worker threads)."""
+    runner = FlowRunContext.get().task_runner
+    prefect_dask = sys.modules.get("prefect_dask")
+    if prefect_dask is not None and isinstance(runner, prefect_dask.DaskTaskRunner):
+        return sum(runner.client.nthreads().values()) or DEFAULT_THREADS
+    return min(getattr(runner, "_max_workers", DEFAULT_THREADS), DEFAULT_THREADS)
+
+
+def _crashed(plan: IngestPlan, items: list[WorkItem], exc: BaseException) -> list[SampleOutcome]:
+    """Outcomes of a batch whose task died (a killed worker, say): a sample the store holds committed
+    with this run's input and config hashes counts as ok; the others are recorded as failed."""
+    states = slot_states(plan.store)
+    outcomes = []
+    for item in items:
+        state = states.get(item.sample_id)
+        if state is not None and state.committed and (state.input_hash, state.config_hash) == (
+                item.input_hash, plan.config_hash):
+            outcomes.append(SampleOutcome(item.sample_id, "ok"))
+            continue
+        reason = f"{type(exc).__name__}: {exc} (its task failed)"
+        record_failure(plan.store, item.slot, item.sample_id, "io", reason, item.input_hash)
+        outcomes.append(SampleOutcome(item.sample_id, "failed", "io", reason))
+    return outcomes
+
+
+def _run_batches(plan: IngestPlan, config_json: str, logger) -> list[SampleOutcome]:
+    """Submit the plan's work in batches; outcomes as batches finish (progress in the log)."""
+    if not plan.work:
+        return []  # no task: a Dask cluster is not even started
+    batches = guided_batches(plan.work, _parallelism(), cost=lambda item: item.frames + 1)
+    futures = [ingest_batch_task.submit(plan.store, batch, config_json) for batch in batches]
+    by_id = {future.task_run_id: batch for future, batch in zip(futures, batches)}
+    outcomes: list[SampleOutcome] = []
+    for future in as_completed(futures):
+        batch = by_id[future.task_run_id]
+        try:
+            done = future.result()
+        except Exception as exc:  # noqa: BLE001 - a dead task: record its samples, never fail the run
+            done = _crashed(plan, batch, exc)
+        for outcome in done:
+            outcomes.append(outcome)
+            logger.info("%d/%d %s %s %s", len(outcomes), len(plan.work), outcome.status, outcome.sample_id,
+                        outcome.reason[:100])
     return outcomes
 
 
@@ -90,9 +140,7 @@ def ingest_dataset(catalog: str, dataset: str, force: bool = False, config_path:
     """Ingest ``dataset`` of ``catalog``; returns counts (ok, skipped, failed, bad_rows)."""
     started = time.perf_counter()
     logger = get_run_logger()
-    loaded = load_catalog(catalog)
-    entry = with_resolved_options(loaded.get(dataset), loaded.root)
-    config = entry_pipeline_config(entry, config_path)
+    entry, config = resolve_dataset(catalog, dataset, config_path)
     if uses_flow_images(entry):  # precomputed flow (MEGC 2019 composite): an import, no extraction
         summary = import_flow_images_task(entry, config.model_dump_json(by_alias=True), force)
         return _report(summary, dataset)
@@ -100,8 +148,7 @@ def ingest_dataset(catalog: str, dataset: str, force: bool = False, config_path:
     logger.info("store %s (%s): %d samples to compute, %d settled without computing, %d bad sheet rows",
                 plan.store, plan.store_state, len(plan.work), len(plan.decided), plan.bad_rows)
     config_json = config.model_dump_json(by_alias=True)
-    futures = ingest_sample_task.map(unmapped(plan.store), plan.work, unmapped(config_json))
-    outcomes = _collect(futures, plan, logger)
+    outcomes = _run_batches(plan, config_json, logger)
     summary = RunSummary(dataset, plan.store, plan.decided + outcomes, plan.bad_rows, time.perf_counter() - started)
     return _report(summary, dataset)
 
@@ -115,13 +162,15 @@ def _report(summary: RunSummary, dataset: str) -> dict[str, int]:
             "bad_rows": summary.bad_rows}
 
 
-def runner_for(workers: int | None = None, dask_address: str | None = None):
-    """The task runner for a run: threads (None), a local Dask cluster of N processes, or an existing one."""
+def runner_for(workers: int | None = None, dask_address: str | None = None, early: bool = False):
+    """The task runner for a run: threads (None), a local Dask cluster of N processes (``early``: the
+    one an ``EarlyCluster`` block is starting), or an existing one."""
     if not workers and not dask_address:
         return None
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                         "dashboard_address": None})
+    if early:
+        return DaskTaskRunner(cluster_class=started_cluster)
+    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers))

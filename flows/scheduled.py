@@ -13,14 +13,12 @@ from prefect import flow, get_run_logger, task
 
 from flows.ingest import ingest_dataset
 from schemas.catalog import load_catalog
-from stag_features.ingest_steps import entry_pipeline_config, stale_reason, with_resolved_options
+from stag_features.ingest_steps import resolve_dataset, stale_reason
 
 
 @task(name="check-store")
 def check_store_task(catalog: str, dataset: str) -> str | None:
-    loaded = load_catalog(catalog)
-    entry = with_resolved_options(loaded.get(dataset), loaded.root)
-    return stale_reason(entry, entry_pipeline_config(entry))
+    return stale_reason(*resolve_dataset(catalog, dataset))
 
 
 @flow(name="ingest_catalog", log_prints=True)

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from schemas.sample_record import SampleRecord
 from stag_features.frame_sources import numbered_images
 from stag_features.store import SlotState
 
+T = TypeVar("T")
 _READ_BLOCK = 1 << 20
 # failures that say nothing about the input: a rerun tries these samples again
 RETRIED_FAILURE_STAGES = frozenset({"unexpected", "io"})
@@ -56,6 +60,16 @@ def input_hash(record: SampleRecord) -> str:
     return digest.hexdigest()
 
 
+def input_hashes(records: Sequence[SampleRecord]) -> Iterator[str]:
+    """``input_hash`` of each record, in order, computed by one thread per core (hashlib and file
+    reads release the GIL). Stopping the iteration early cancels the hashes not yet started."""
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
+        yield from pool.map(input_hash, records)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def needs_compute(state: SlotState | None, in_hash: str, config_hash: str, force: bool) -> bool:
     """True if the sample must be (re)computed; see the module docstring for the rule."""
     if force or state is None:
@@ -63,6 +77,30 @@ def needs_compute(state: SlotState | None, in_hash: str, config_hash: str, force
     same = state.input_hash == in_hash and state.config_hash == config_hash
     settled_failure = bool(state.failure_stage) and state.failure_stage not in RETRIED_FAILURE_STAGES
     return not (same and (state.committed or settled_failure))
+
+
+def guided_batches(items: Sequence[T], parallelism: int, cost: Callable[[T], float], guide: int = 2) -> list[list[T]]:
+    """``items`` in batches (one task each) for ``parallelism`` workers, costliest first.
+
+    Guided self-scheduling: each batch takes items, in decreasing cost, until
+    it holds 1 / (``guide`` x ``parallelism``) of the cost still unassigned
+    (at least one item). Early batches are large, so a run has few tasks (each
+    costs ~0.1 s of Prefect and Dask CPU time), and the last ones are single
+    items, so that the workers finish together. Ties keep the input order.
+    """
+    ordered = sorted(items, key=cost, reverse=True)
+    left = sum(cost(item) for item in ordered)
+    batches: list[list[T]] = []
+    start = 0
+    while start < len(ordered):
+        target, batch, taken = left / (guide * max(1, parallelism)), [], 0.0
+        while start < len(ordered) and (not batch or taken + cost(ordered[start]) <= target):
+            batch.append(ordered[start])
+            taken += cost(ordered[start])
+            start += 1
+        batches.append(batch)
+        left -= taken
+    return batches
 
 
 @dataclass(frozen=True)

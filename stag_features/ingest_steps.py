@@ -17,16 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.catalog import DatasetEntry
+from schemas.catalog import DatasetEntry, load_catalog
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
 from stag_features.errors import SampleError
-from stag_features.ingest_plan import SampleOutcome, input_hash, needs_compute
+from stag_features.ingest_plan import SampleOutcome, input_hashes, needs_compute
 from stag_features.store import (
     StoreIdentity,
     allocate_slots,
+    check_store,
     ensure_store,
     record_failure,
     slot_states,
@@ -48,6 +49,14 @@ class WorkItem:
     slot: int
     record_json: str
     input_hash: str
+    frames: int = 0  # frames the sheet gives the clip (onset..offset): its cost estimate when scheduling
+
+
+def analysed_frames(record: SampleRecord) -> int:
+    """onset..offset positions of the record's source, 0 when unresolved (a cost estimate only)."""
+    if record.onset_index is None or record.offset_index is None:
+        return 0
+    return max(0, record.offset_index - record.onset_index + 1)
 
 
 @dataclass
@@ -74,6 +83,14 @@ def entry_pipeline_config(entry: DatasetEntry, config_path: str | Path | None = 
         raise ValueError(f"dataset {entry.name!r}: options.pipeline must be a mapping of config sections, "
                          f"got {type(overrides).__name__}")
     return PipelineConfig.model_validate(overrides)
+
+
+def resolve_dataset(catalog: str | Path, dataset: str,
+                    config_path: str | Path | None = None) -> tuple[DatasetEntry, PipelineConfig]:
+    """The catalog entry of ``dataset`` (options resolved) and the run's pipeline config."""
+    loaded = load_catalog(catalog)
+    entry = with_resolved_options(loaded.get(dataset), loaded.root)
+    return entry, entry_pipeline_config(entry, config_path)
 
 
 def with_resolved_options(entry: DatasetEntry, catalog_root: Path) -> DatasetEntry:
@@ -153,6 +170,42 @@ def bad_row_id(row) -> str:
     return f"{BAD_ROW_PREFIX}{Path(row.file).name}#{row.row}"
 
 
+@dataclass(frozen=True)
+class SheetView:
+    """A run's records and its annotation problems: ``rejected`` are records whose sheet row is bad
+    (sample id -> reason), ``sheet_only`` bad rows that produced no record (slot id -> reason)."""
+
+    records: list[SampleRecord]
+    rejected: dict[str, str]
+    sheet_only: dict[str, str]
+
+    @property
+    def bad_rows(self) -> int:
+        return len(self.sheet_only) + len(self.rejected)
+
+    def annotation_failures(self) -> dict[str, str]:
+        """Slot id -> reason of every failure recorded in stage ``annotation`` at the start of a run."""
+        return {**self.sheet_only, **self.rejected}
+
+
+def sheet_view(result: AdapterResult, only: set[str] | None = None) -> SheetView:
+    """The records of ``result`` a run covers (``only``: some sample ids) and its bad rows."""
+    records = [r for r in result.records if only is None or r.sample_id in only]
+    # a bad row that still produced a record is that sample's failure; the others get a sheet slot
+    row_problems = {row.row: row.reason for row in result.bad_rows if row.row is not None}
+    rejected = {r.sample_id: row_problems[r.sheet_row] for r in records if r.sheet_row in row_problems}
+    claimed = {r.sheet_row for r in result.records if r.sheet_row in row_problems}
+    sheet_only = {} if only is not None else {
+        bad_row_id(row): row.reason for row in result.bad_rows if row.row is None or row.row not in claimed}
+    return SheetView(records, rejected, sheet_only)
+
+
+def _check_local(entry: DatasetEntry) -> None:
+    if entry.store_is_url:
+        raise ValueError(f"dataset {entry.name!r}: store {entry.store} is a URL; this version writes local stores "
+                         "only (its lock file needs a local file system); write locally and copy the store")
+
+
 def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = False,
                    only: set[str] | None = None, result: AdapterResult | None = None) -> IngestPlan:
     """Read the dataset, open (or create) its store, allocate slots and decide per sample.
@@ -160,37 +213,70 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
     ``only`` restricts the run to some sample ids (e.g. a subset ingest);
     ``result`` passes records already read (tests).
     """
-    if entry.store_is_url:
-        raise ValueError(f"dataset {entry.name!r}: store {entry.store} is a URL; this version writes local stores "
-                         "only (its lock file needs a local file system); write locally and copy the store")
-    result = result or load_dataset(entry)
-    records = [r for r in result.records if only is None or r.sample_id in only]
+    _check_local(entry)
+    sheet = sheet_view(result or load_dataset(entry), only)
     identity = pipeline_identity(entry, config)
     state = ensure_store(entry.store, identity, rebuild=force)
-    # a bad row that still produced a record is that sample's failure; the others get a sheet slot
-    row_problems = {row.row: row.reason for row in result.bad_rows if row.row is not None}
-    rejected = {r.sample_id: row_problems[r.sheet_row] for r in records if r.sheet_row in row_problems}
-    claimed = {r.sheet_row for r in result.records if r.sheet_row in row_problems}
-    sheet_only = {} if only is not None else {
-        bad_row_id(row): row.reason for row in result.bad_rows if row.row is None or row.row not in claimed}
-    slots = allocate_slots(entry.store, [r.sample_id for r in records] + sorted(sheet_only),
+    slots = allocate_slots(entry.store, [r.sample_id for r in sheet.records] + sorted(sheet.sheet_only),
                            timeout=config.store.lock_timeout_s)
-    for sid, reason in {**sheet_only, **rejected}.items():
+    for sid, reason in sheet.annotation_failures().items():
         record_failure(entry.store, slots[sid], sid, "annotation", reason, "")
     states = slot_states(entry.store)
     plan = IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state=state,
-                      bad_rows=len(sheet_only) + len(rejected))
-    for record in records:
+                      bad_rows=sheet.bad_rows)
+    accepted = [r for r in sheet.records if r.sample_id not in sheet.rejected]
+    hashes = dict(zip((r.sample_id for r in accepted), input_hashes(accepted)))
+    for record in sheet.records:
         sid = record.sample_id
-        if sid in rejected:
-            plan.decided.append(SampleOutcome(sid, "failed", "annotation", rejected[sid]))
+        if sid in sheet.rejected:
+            plan.decided.append(SampleOutcome(sid, "failed", "annotation", sheet.rejected[sid]))
             continue
-        in_hash = input_hash(record)
+        in_hash = hashes[sid]
         if needs_compute(states.get(sid), in_hash, identity.config_hash, force):
-            plan.work.append(WorkItem(sid, slots[sid], record.model_dump_json(), in_hash))
+            plan.work.append(WorkItem(sid, slots[sid], record.model_dump_json(), in_hash, analysed_frames(record)))
         else:
             plan.decided.append(SampleOutcome(sid, "skipped"))
     return plan
+
+
+def settled_plan(entry: DatasetEntry, config: PipelineConfig) -> IngestPlan | None:
+    """Read-only: the plan of a run (without ``--force``) that would compute nothing and change
+    nothing, or None when ``prepare_ingest`` would have something to do (a missing store, a new,
+    changed, retryable or interrupted sample, a bad sheet row not yet recorded as such).
+
+    Raises what ``prepare_ingest`` raises before it writes: StoreMismatchError for a store
+    built with another config (the same message), ValueError for a store URL. Cheap checks
+    come first; input hashes (reading every frame file) are computed last and only until one
+    differs. Writes nothing, not even the failure time of bad rows (``prepare_ingest`` rewrites
+    those with the same stage and reason).
+    """
+    _check_local(entry)
+    if not (Path(entry.store) / "zarr.json").is_file():
+        return None
+    sheet = sheet_view(load_dataset(entry))  # in prepare_ingest's order, so that errors come in the same order
+    identity = pipeline_identity(entry, config)
+    check_store(entry.store, identity)
+    states = slot_states(entry.store)
+    for sid, reason in sheet.annotation_failures().items():
+        state = states.get(sid)
+        if state is None or (state.committed, state.failure_stage, state.failure_reason, state.input_hash,
+                             state.config_hash) != (False, "annotation", reason, "", identity.config_hash):
+            return None
+    if len({r.sample_id for r in sheet.records}) != len(sheet.records):
+        return None  # prepare_ingest refuses repeated ids: let it say so
+    pending = [r for r in sheet.records if r.sample_id not in sheet.rejected]
+    # first without reading frames: would each sample be skipped if its input were unchanged?
+    for record in pending:
+        state = states.get(record.sample_id)
+        if state is None or needs_compute(state, state.input_hash, identity.config_hash, force=False):
+            return None
+    for record, in_hash in zip(pending, input_hashes(pending)):
+        if needs_compute(states[record.sample_id], in_hash, identity.config_hash, force=False):
+            return None
+    decided = [SampleOutcome(r.sample_id, "failed", "annotation", sheet.rejected[r.sample_id])
+               if r.sample_id in sheet.rejected else SampleOutcome(r.sample_id, "skipped") for r in sheet.records]
+    return IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state="opened",
+                      decided=decided, bad_rows=sheet.bad_rows)
 
 
 def ingest_sample(store: str, item: WorkItem, config: PipelineConfig, backend=None) -> SampleOutcome:

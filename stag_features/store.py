@@ -75,11 +75,14 @@ def _numpy_dtype(spec: ArraySpec, store_config: StoreConfig) -> str:
     return store_config.flow_dtype if spec.dtype == "flow" else spec.dtype
 
 
+_BLOSC_CNAMES = {"blosc-zstd": "zstd", "blosc-lz4": "lz4"}  # blosc byte-shuffles each chunk, then compresses
+
+
 def _compressors(store_config: StoreConfig) -> tuple:
     if store_config.compressor == "none":
         return ()
-    if store_config.compressor == "blosc-zstd":
-        return (BloscCodec(cname="zstd", clevel=min(store_config.compression_level, 9)),)
+    if store_config.compressor in _BLOSC_CNAMES:
+        return (BloscCodec(cname=_BLOSC_CNAMES[store_config.compressor], clevel=min(store_config.compression_level, 9)),)
     return (ZstdCodec(level=store_config.compression_level),)
 
 
@@ -196,14 +199,33 @@ def ensure_store(path: str | Path, identity: StoreIdentity, rebuild: bool = Fals
         if problem is None:
             return "opened"
         if not rebuild:
-            raise StoreMismatchError(
-                f"store {path} was built with {problem}. To proceed: write to another store path, "
-                f"or rerun with --force to delete this store's samples and rebuild it with the new config, "
-                f"or rerun with the config the store records (stag store info {path} --config > pipeline.yaml, then --config pipeline.yaml)."
-            )
+            raise _refusal(path, problem)
         _clear(path)
         _create(path, identity)
         return "rebuilt"
+
+
+def _refusal(path: Path, problem: str) -> StoreMismatchError:
+    return StoreMismatchError(
+        f"store {path} was built with {problem}. To proceed: write to another store path, "
+        f"or rerun with --force to delete this store's samples and rebuild it with the new config, "
+        f"or rerun with the config the store records (stag store info {path} --config > pipeline.yaml, then --config pipeline.yaml)."
+    )
+
+
+def check_store(path: str | Path, identity: StoreIdentity) -> bool:
+    """Read-only twin of ``ensure_store`` without ``rebuild``: False if there is no store at
+    ``path``, True if there is one that matches ``identity``; raises the StoreMismatchError
+    ``ensure_store`` would raise if it was built differently. Writes nothing into the store."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return False
+    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    problem = _mismatch(path, attrs, identity)
+    if problem is not None:
+        raise _refusal(path, problem)
+    return True
 
 
 def _open(path: Path) -> zarr.Group:

@@ -10,6 +10,8 @@ import time
 import pytest
 import yaml
 
+from flows.cli import ingest_main
+from flows.cluster import started_cluster
 from flows.ingest import ingest_dataset, runner_for
 from stag_features.query import open_store
 from stag_features.store_validate import validate_store
@@ -20,16 +22,30 @@ SCHEDULE_INTERVAL_S = 5
 SCHEDULE_TIMEOUT_S = 240
 
 
-@pytest.mark.slow
-def test_local_dask_cluster_of_two_processes_gives_the_threaded_store(
-        threaded_demo_store, tiny_demo_raw, tmp_path, prefect_server):
-    _catalog, reference = threaded_demo_store
-    store = tmp_path / "dask.zarr"
-    catalog = write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, store)})
+def _run_flow_on_two_workers(catalog) -> int:
     runner = runner_for(workers=2)
     assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["processes"]
     counts = ingest_dataset.with_options(task_runner=runner)(catalog=str(catalog), dataset="demo")
-    assert counts["ok"] == 10 and counts["failed"] == 0, counts
+    assert counts["ok"] == 10, counts
+    return 0 if counts["failed"] == 0 else 1
+
+
+def _run_cli_on_two_workers(catalog) -> int:
+    """stag-ingest --workers 2: its cluster starts in the background before Prefect is imported."""
+    code = ingest_main(["--catalog", str(catalog), "--dataset", "demo", "--workers", "2"])
+    with pytest.raises(RuntimeError, match="no EarlyCluster"):
+        started_cluster()  # the command's block closed its cluster
+    return code
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", [_run_flow_on_two_workers, _run_cli_on_two_workers], ids=["flow", "cli"])
+def test_local_dask_cluster_of_two_processes_gives_the_threaded_store(
+        run, threaded_demo_store, tiny_demo_raw, tmp_path, prefect_server):
+    _catalog, reference = threaded_demo_store
+    store = tmp_path / "dask.zarr"
+    catalog = write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, store)})
+    assert run(catalog) == 0
     assert stores_equal(store, reference) == []
     assert validate_store(store).ok
 

@@ -165,3 +165,21 @@ def test_concurrent_writer_threads_leave_every_sample_complete(tmp_path, make_fe
         list(pool.map(lambda i: write_sample(path, slots[ids[i]], make_features(ids[i], i), f"h{i}"), range(12)))
     report = validate_store(path)
     assert report.ok and report.committed == 12, report.text()
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "blosc-zstd", "blosc-lz4", "none"])
+def test_every_compressor_round_trips_and_is_recorded(tmp_path, make_features, make_identity, compressor):
+    from schemas.store_config import StoreConfig
+
+    config = PipelineConfig().with_overrides(store={"compressor": compressor})
+    identity = make_identity(config=config, store_config=config.store)
+    path = tmp_path / f"{compressor}.zarr"
+    ensure_store(path, identity)
+    feat = make_features("s1/a", seed=3)
+    write_sample(path, allocate_slots(path, ["s1/a"])["s1/a"], feat, input_hash=feat.input_hash)
+    stored = read_sample(path, "s1/a")
+    for name, value in sample_arrays(feat, identity.layout, "float16").items():
+        np.testing.assert_array_equal(stored[name], value, err_msg=f"{compressor} {name}")
+    codecs = [type(c).__name__ for c in zarr.open_group(str(path), mode="r")["flow"].compressors]
+    assert codecs == {"zstd": ["ZstdCodec"], "none": []}.get(compressor, ["BloscCodec"])
+    assert StoreConfig.model_validate(open_store(path).attrs["store_config"]).compressor == compressor

@@ -1,0 +1,74 @@
+"""The local Dask cluster of ``stag-ingest --workers N``, started ahead of the flow.
+
+Python, Prefect and the flow run take a few seconds to start in the command's
+process, and every Dask worker then spends about as long importing the
+pipeline (OpenCV, dlib, zarr, Prefect) before its first sample. ``EarlyCluster``
+starts the cluster in a background thread as soon as the command knows there
+is work, and each worker imports the pipeline while it starts
+(``WORKER_PRELOAD``), so that both start-ups overlap instead of following each
+other. The flow then runs on it through its address. No Prefect import here:
+the command's fast path must not pay for one.
+"""
+from __future__ import annotations
+
+import threading
+
+# Nanny worker processes with one thread each: TV-L1 and the other stages are CPU-bound,
+# parallelism comes from processes (one per core). No dashboard (bokeh is not installed).
+WORKER_PRELOAD = "flows.worker_preload"
+
+
+def local_cluster_kwargs(workers: int) -> dict:
+    """LocalCluster arguments of a run on ``workers`` local processes."""
+    return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+            "preload": [WORKER_PRELOAD]}
+
+
+class EarlyCluster:
+    """A LocalCluster starting in a background thread; ``cluster()`` waits for it. As a context
+    manager it is this process's started cluster (``started_cluster``) and closes it at the end."""
+
+    def __init__(self, workers: int):
+        self._cluster = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, args=(workers,), name="stag-early-cluster", daemon=True)
+        self._thread.start()
+
+    def _start(self, workers: int) -> None:
+        try:
+            from distributed import LocalCluster
+
+            self._cluster = LocalCluster(**local_cluster_kwargs(workers))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by cluster()
+            self._error = exc
+
+    def cluster(self):
+        """The LocalCluster, once it and its workers are up."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._cluster
+
+    def __enter__(self) -> "EarlyCluster":
+        global _started
+        _started = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _started
+        _started = None
+        self._thread.join()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+_started: EarlyCluster | None = None
+
+
+def started_cluster():
+    """The cluster an ``EarlyCluster`` block of this process started, once it is up: the
+    ``cluster_class`` of the flow's DaskTaskRunner, called at its first task. A module function,
+    not a bound method, because Prefect pickles the flow and its task runner for each task."""
+    if _started is None:
+        raise RuntimeError("no EarlyCluster is running in this process")
+    return _started.cluster()

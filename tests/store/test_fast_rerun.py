@@ -1,0 +1,164 @@
+"""stag-ingest's fast path: a rerun with nothing to do never starts Prefect, and changes nothing."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+import zarr
+
+import stag_features.ingest_steps as ingest_steps
+from flows.cli import ingest_main
+from flows.ingest import ingest_dataset
+from stag_features.adapters import AdapterResult, load_dataset
+from stag_features.ingest_plan import input_hash
+from stag_features.ingest_steps import resolve_dataset, settled_plan
+from stag_features.store import StoreMismatchError, record_failure, slot_states
+from stag_features.store_validate import validate_store
+
+from .conftest import PROJECT_ROOT, copy_store, demo_entry, write_catalog  # noqa: TID252
+
+# runs stag-ingest in a fresh process and says whether Prefect or Dask were imported
+_CLI = """
+import json, sys
+from flows.cli import ingest_main
+code = ingest_main(sys.argv[1:])
+heavy = sorted(m for m in ("prefect", "prefect_dask", "dask", "distributed") if m in sys.modules)
+print(json.dumps({"code": code, "heavy_imports": heavy}))
+"""
+
+
+def _cli(*args: str) -> tuple[dict, str, str]:
+    """(result line, stdout, stderr) of stag-ingest with ``args`` in a fresh Python process."""
+    run = subprocess.run([sys.executable, "-c", _CLI, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         env=os.environ, timeout=600)
+    lines = run.stdout.strip().splitlines()
+    assert run.returncode == 0 and lines, (run.stdout[-2000:], run.stderr[-2000:])
+    return json.loads(lines[-1]), run.stdout, run.stderr
+
+
+def _fingerprint(store: Path) -> dict[str, str]:
+    """sha256 of every file of a store (the lock file beside it is not part of it)."""
+    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(store.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def demo_copy(threaded_demo_store, tiny_demo_raw, tmp_path) -> tuple[Path, Path]:
+    """(catalog, store): a private copy of the fully ingested tiny demo store."""
+    _catalog, reference = threaded_demo_store
+    store = copy_store(reference, tmp_path / "demo.zarr")
+    return write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, store)}), store
+
+
+def test_rerun_of_a_complete_store_takes_the_fast_path(demo_copy):
+    catalog, store = demo_copy
+    before = _fingerprint(store)
+    result, out, _err = _cli("--catalog", str(catalog), "--dataset", "demo", "--workers", "2")
+    assert result == {"code": 0, "heavy_imports": []}  # no Prefect, no Dask cluster
+    assert "ok      0   skipped     10   failed      0" in out and "no flow run started" in out
+    assert _fingerprint(store) == before  # byte for byte
+
+
+def test_settled_plan_skips_exactly_what_prepare_would_skip(demo_copy):
+    catalog, store = demo_copy
+    entry, config = resolve_dataset(catalog, "demo")
+    plan = settled_plan(entry, config)
+    assert plan is not None and not plan.work and plan.bad_rows == 0
+    assert sorted(o.sample_id for o in plan.decided if o.status == "skipped") == sorted(slot_states(store))
+    states = slot_states(store)
+    first, second, third = sorted(states)[:3]
+    # a failure that says something about the input stands: still nothing to do
+    record_failure(store, states[first].slot, first, "face", "no face", states[first].input_hash)
+    assert settled_plan(entry, config) is not None
+    # a retryable failure (a stage's bug, exhausted I/O retries) and an interrupted sample are work
+    for stage in ("unexpected", "io"):
+        record_failure(store, states[second].slot, second, stage, "boom", states[second].input_hash)
+        assert settled_plan(entry, config) is None, stage
+    record_failure(store, states[second].slot, second, "face", "no face", states[second].input_hash)
+    assert settled_plan(entry, config) is not None
+    record_failure(store, states[third].slot, third, "face", "no face", "another input")  # input changed
+    assert settled_plan(entry, config) is None
+
+
+def test_a_clip_missing_from_the_store_runs_the_flow(demo_copy, prefect_server, capsys, caplog):
+    catalog, store = demo_copy
+    states = slot_states(store)
+    victim = sorted(states)[4]
+    zarr.open_group(str(store), mode="r+")["committed"][states[victim].slot] = False  # as if killed mid-write
+    entry, config = resolve_dataset(catalog, "demo")
+    assert settled_plan(entry, config) is None
+    assert ingest_main(["--catalog", str(catalog), "--dataset", "demo"]) == 0
+    assert "no flow run started" not in capsys.readouterr().out
+    assert "ok      1   skipped      9" in caplog.text  # the flow's summary (printed into its log)
+    assert slot_states(store)[victim].committed and validate_store(store).ok
+
+
+def test_a_clip_added_to_the_sheet_or_changed_is_work(demo_copy, monkeypatch):
+    catalog, _store = demo_copy
+    entry, config = resolve_dataset(catalog, "demo")
+    records = load_dataset(entry).records
+
+    def sheet(recs):
+        monkeypatch.setattr(ingest_steps, "load_dataset", lambda _entry: AdapterResult(list(recs)))
+
+    sheet(records[:-1])  # a sample of the store that the sheet no longer lists is left alone
+    assert settled_plan(entry, config) is not None
+    sheet([*records, records[0].model_copy(update={"clip": "brand_new"})])
+    assert settled_plan(entry, config) is None
+    changed = records[0].model_copy(update={"emotion": "changed"})  # the input hash covers the record
+    assert input_hash(changed) != input_hash(records[0])
+    sheet([changed, *records[1:]])
+    assert settled_plan(entry, config) is None
+
+
+def test_config_change_is_refused_with_the_flows_message_without_prefect(demo_copy, tmp_path, prefect_server):
+    catalog, store = demo_copy
+    body = yaml.safe_load(catalog.read_text())
+    body["datasets"]["demo"]["options"]["pipeline"]["tvl1"]["epsilon"] = 0.04
+    catalog.write_text(yaml.safe_dump(body))
+    before = _fingerprint(store)
+    result, _out, err = _cli("--catalog", str(catalog), "--dataset", "demo")
+    assert result == {"code": 2, "heavy_imports": []}
+    with pytest.raises(StoreMismatchError) as flow_error:  # what the flow itself says
+        ingest_dataset(catalog=str(catalog), dataset="demo")
+    assert err.strip() == f"stag-ingest: error: {flow_error.value}"
+    assert "tvl1.epsilon: 0.05 -> 0.04" in err
+    assert _fingerprint(store) == before
+
+
+@pytest.mark.slow
+def test_bad_sheet_rows_settle_and_the_fast_path_reports_like_the_flow(tiny_demo_raw, tmp_path, prefect_server):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    good = next(p for p in sorted(tiny_demo_raw.glob("s01/*")) if p.is_dir())
+    (raw / "good").symlink_to(good)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        "subject,clip,onset,apex,offset,emotion,aus,source\n"
+        "s01,good,3,8,15,happiness,6+12,good\n"
+        "s09,missing_folder,3,8,15,disgust,9,s09/missing_folder\n"  # a record without frames: rejected
+        "s10,backwards,9,5,3,disgust,9,good\n"  # onset after offset: a sheet-only bad row
+    )
+    store = tmp_path / "bad.zarr"
+    catalog = write_catalog(tmp_path, {"bad": {"adapter": "generic_csv", "root": str(raw), "annotations": str(sheet),
+                                               "store": str(store), "default_scheme": "casme2-5", "fps": 30}})
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("align: {crop_size: 96}\nselection: {k: 3}\ntvl1: {epsilon: 0.05}\nstore: {max_time: 64}\n")
+    args = ["--catalog", str(catalog), "--dataset", "bad", "--config", str(config)]
+    first = ingest_dataset(catalog=str(catalog), dataset="bad", config_path=str(config))
+    assert first["ok"] == 1 and first["bad_rows"] >= 1, first
+    flow_rerun = ingest_dataset(catalog=str(catalog), dataset="bad", config_path=str(config))
+    before = _fingerprint(store)
+    result, out, _err = _cli(*args)
+    assert result["heavy_imports"] == [] and "no flow run started" in out
+    assert result["code"] == (0 if flow_rerun["failed"] == 0 else 1)
+    expected = (f"ok {flow_rerun['ok']:>6}   skipped {flow_rerun['skipped']:>6}   failed {flow_rerun['failed']:>6}"
+                f"   bad sheet rows {flow_rerun['bad_rows']:>4}")
+    assert expected in out, out
+    assert _fingerprint(store) == before
