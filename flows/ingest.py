@@ -36,43 +36,22 @@ from stag_features.ingest_plan import RunSummary, SampleOutcome, guided_batches
 from stag_features.ingest_steps import (
     IngestPlan,
     WorkItem,
-    ingest_sample,
+    ingest_sample_with_retries,
     prepare_ingest,
+    record_dead_batch,
     resolve_dataset,
     uses_flow_images,
 )
-from stag_features.store import record_failure, slot_states
 
 # Prefect's thread pool is unbounded by default: one thread per core keeps CPU-bound
 # stages (alignment, TV-L1) from thrashing and bounds the landmark models loaded (one per thread)
 DEFAULT_THREADS = os.cpu_count() or 1
-IO_RETRIES = 2
-IO_RETRY_DELAY_S = 2
 
 
 @task(name="prepare-ingest")
 def prepare_task(entry: DatasetEntry, config_json: str, force: bool, only: list[str] | None) -> IngestPlan:
     return prepare_ingest(entry, PipelineConfig.model_validate_json(config_json), force,
                           only=set(only) if only is not None else None)
-
-
-def _with_io_retries(store: str, item: WorkItem, config: PipelineConfig) -> SampleOutcome:
-    """ingest_sample, retrying the OSErrors it lets through (transient I/O) IO_RETRIES times
-    IO_RETRY_DELAY_S apart; then, or on MemoryError, the failure is recorded under stage "io"."""
-    attempt = 0
-    while True:
-        try:
-            return ingest_sample(store, item, config)
-        except OSError as exc:
-            if attempt < IO_RETRIES:
-                attempt += 1
-                time.sleep(IO_RETRY_DELAY_S)
-                continue
-            reason = f"{type(exc).__name__}: {exc} (after {IO_RETRIES} retries)"
-        except MemoryError as exc:
-            reason = f"MemoryError: {exc}"
-        record_failure(store, item.slot, item.sample_id, "io", reason, item.input_hash)
-        return SampleOutcome(item.sample_id, "failed", "io", reason)
 
 
 def _batch_run_name() -> str:
@@ -84,7 +63,7 @@ def _batch_run_name() -> str:
 def ingest_batch_task(store: str, items: list[WorkItem], config_json: str) -> list[SampleOutcome]:
     """The samples of one batch in turn; one sample's failure never stops the others."""
     config = PipelineConfig.model_validate_json(config_json)
-    return [_with_io_retries(store, item, config) for item in items]
+    return [ingest_sample_with_retries(store, item, config) for item in items]
 
 
 def _parallelism() -> int:
@@ -94,23 +73,6 @@ def _parallelism() -> int:
     if prefect_dask is not None and isinstance(runner, prefect_dask.DaskTaskRunner):
         return sum(runner.client.nthreads().values()) or DEFAULT_THREADS
     return min(getattr(runner, "_max_workers", DEFAULT_THREADS), DEFAULT_THREADS)
-
-
-def _crashed(plan: IngestPlan, items: list[WorkItem], exc: BaseException) -> list[SampleOutcome]:
-    """Outcomes of a batch whose task died (a killed worker, say): a sample the store holds committed
-    with this run's input and config hashes counts as ok; the others are recorded as failed."""
-    states = slot_states(plan.store)
-    outcomes = []
-    for item in items:
-        state = states.get(item.sample_id)
-        if state is not None and state.committed and (state.input_hash, state.config_hash) == (
-                item.input_hash, plan.config_hash):
-            outcomes.append(SampleOutcome(item.sample_id, "ok"))
-            continue
-        reason = f"{type(exc).__name__}: {exc} (its task failed)"
-        record_failure(plan.store, item.slot, item.sample_id, "io", reason, item.input_hash)
-        outcomes.append(SampleOutcome(item.sample_id, "failed", "io", reason))
-    return outcomes
 
 
 def _run_batches(plan: IngestPlan, config_json: str, logger) -> list[SampleOutcome]:
@@ -126,7 +88,7 @@ def _run_batches(plan: IngestPlan, config_json: str, logger) -> list[SampleOutco
         try:
             done = future.result()
         except Exception as exc:  # noqa: BLE001 - a dead task: record its samples, never fail the run
-            done = _crashed(plan, batch, exc)
+            done = record_dead_batch(plan, batch, exc)
         for outcome in done:
             outcomes.append(outcome)
             logger.info("%d/%d %s %s %s", len(outcomes), len(plan.work), outcome.status, outcome.sample_id,

@@ -12,6 +12,7 @@ they travel between Prefect tasks, Dask workers and result storage.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,10 @@ from stag_features.store import (
 )
 
 PRODUCER = "pipeline"
-# I/O errors that a retry cannot fix: recorded at once (other OSErrors are retried by the flow)
+# I/O errors that a retry cannot fix: recorded at once (other OSErrors: ingest_sample_with_retries)
 PERMANENT_IO_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+IO_RETRIES = 2  # transient OSErrors of one sample: tries after the first
+IO_RETRY_DELAY_S = 2
 _BACKENDS = threading.local()
 FLOW_UNITS = "px at the aligned crop size (align.crop_size)"
 
@@ -310,3 +313,39 @@ def ingest_sample(store: str, item: WorkItem, config: PipelineConfig, backend=No
         record_failure(store, item.slot, item.sample_id, exc.stage, exc.reason, item.input_hash)
         return SampleOutcome(item.sample_id, "failed", exc.stage, exc.reason)
     return SampleOutcome(item.sample_id, "ok", timings=dict(features.timings))
+
+
+def ingest_sample_with_retries(store: str, item: WorkItem, config: PipelineConfig) -> SampleOutcome:
+    """ingest_sample, retrying the OSErrors it lets through (transient I/O) IO_RETRIES times
+    IO_RETRY_DELAY_S apart; then, or on MemoryError, the failure is recorded under stage "io"."""
+    attempt = 0
+    while True:
+        try:
+            return ingest_sample(store, item, config)
+        except OSError as exc:
+            if attempt < IO_RETRIES:
+                attempt += 1
+                time.sleep(IO_RETRY_DELAY_S)
+                continue
+            reason = f"{type(exc).__name__}: {exc} (after {IO_RETRIES} retries)"
+        except MemoryError as exc:
+            reason = f"MemoryError: {exc}"
+        record_failure(store, item.slot, item.sample_id, "io", reason, item.input_hash)
+        return SampleOutcome(item.sample_id, "failed", "io", reason)
+
+
+def record_dead_batch(plan: IngestPlan, items: list[WorkItem], exc: BaseException) -> list[SampleOutcome]:
+    """Outcomes of a batch whose task died (a killed worker, say): a sample the store holds committed
+    with this run's input and config hashes counts as ok; the others are recorded as failed."""
+    states = slot_states(plan.store)
+    outcomes = []
+    for item in items:
+        state = states.get(item.sample_id)
+        if state is not None and state.committed and (state.input_hash, state.config_hash) == (
+                item.input_hash, plan.config_hash):
+            outcomes.append(SampleOutcome(item.sample_id, "ok"))
+            continue
+        reason = f"{type(exc).__name__}: {exc} (its task failed)"
+        record_failure(plan.store, item.slot, item.sample_id, "io", reason, item.input_hash)
+        outcomes.append(SampleOutcome(item.sample_id, "failed", "io", reason))
+    return outcomes

@@ -124,28 +124,28 @@ def test_mixup_mixes_every_feature_field_and_unites_frame_masks(make_batch):
     assert mixed.frame_mask[0, 1] and not mix_batch(b, torch.tensor([0, 1, 2]), 0.5).frame_mask[0, 1]
 
 
-def test_mixup_training_runs_and_changes_the_model(synthetic_store):
+def _first_fold_plain_and_variant(store, **train_overrides):
+    """One LOSO fold trained for 2 epochs twice: default TrainConfig, then with ``train_overrides``."""
     data = DataConfig(scheme="demo")
-    samples = open_samples([synthetic_store], data)
+    samples = open_samples([store], data)
     source = make_source(samples, data, torch.device("cpu"))
     fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
     configs = dict(train=TrainConfig(epochs=2), model=ModelConfig(d_model=16), ststnet=StstnetConfig(), data=data)
     plain = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
-    configs["train"] = TrainConfig(epochs=2, mixup_alpha=0.4)
-    mixed = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
+    configs["train"] = TrainConfig(epochs=2, **train_overrides)
+    variant = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
+    return samples, source, fold[0], configs, plain, variant
+
+
+def test_mixup_training_runs_and_changes_the_model(synthetic_store):
+    *_, plain, mixed = _first_fold_plain_and_variant(synthetic_store, mixup_alpha=0.4)
     assert np.isfinite(mixed.train_loss).all()
     assert not np.allclose(plain.probabilities, mixed.probabilities)
 
 
 def test_an_ensemble_predicts_the_mean_of_its_members(synthetic_store):
-    data = DataConfig(scheme="demo")
-    samples = open_samples([synthetic_store], data)
-    source = make_source(samples, data, torch.device("cpu"))
-    fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
-    configs = dict(train=TrainConfig(epochs=2), model=ModelConfig(d_model=16), ststnet=StstnetConfig(), data=data)
-    single = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
-    configs["train"] = TrainConfig(epochs=2, ensemble_size=2)
-    pair = run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0]
+    samples, source, fold, configs, single, pair = _first_fold_plain_and_variant(synthetic_store, ensemble_size=2)
+    data = configs["data"]
     first = {k[len("members.0."):]: v for k, v in pair.state_dict.items() if k.startswith("members.0.")}
     assert first.keys() == single.state_dict.keys() and any(k.startswith("members.1.") for k in pair.state_dict)
     for k, v in single.state_dict.items():  # member 0 is the single model of the same seed
@@ -156,8 +156,8 @@ def test_an_ensemble_predicts_the_mean_of_its_members(synthetic_store):
         model.load_state_dict({k[len(f"members.{i}."):]: v for k, v in pair.state_dict.items()
                                if k.startswith(f"members.{i}.")})
         members.append(model.eval())
-    normaliser = Normaliser.fit(source, fold[0].train, configs["train"].batch_size, data.min_std)  # as fit_fold does
-    probs = [predict(m, source, normaliser, fold[0].test, 8, torch.device("cpu"), amp=False,
+    normaliser = Normaliser.fit(source, fold.train, configs["train"].batch_size, data.min_std)  # as fit_fold does
+    probs = [predict(m, source, normaliser, fold.test, 8, torch.device("cpu"), amp=False,
                      test_time_flip=configs["train"].test_time_flip) for m in members]
     np.testing.assert_allclose(pair.probabilities, np.mean(probs, 0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(pair.probabilities, single.probabilities)
