@@ -44,6 +44,7 @@ STREAMS = {"frame_encoder": "shallow_streams", "frame_pool_grid": 5}
 # changes of the defaults do not change what a name means.
 FIRST_DEFAULTS = {"frame_encoder": "cnn", "frame_pool_grid": 4, "frame_dropout": 0.2, "focal_gamma": 2.0}
 FIRST_TRAIN_DEFAULTS = {"test_time_flip": False}
+FIRST_DATA_DEFAULTS = {"shift_pixels": 0}
 VARIANTS: dict[str, dict] = {
     "ststnet": dict(model="ststnet", epochs=40),
     "base": dict(model="stag", epochs=25),
@@ -71,11 +72,32 @@ VARIANTS: dict[str, dict] = {
     "s5_g0_tta_ens3": dict(model="stag", epochs=25, model_over={**STREAMS, "frame_dropout": 0.5, "focal_gamma": 0.0},
                            train_over={"test_time_flip": True, "ensemble_size": 3}),
 }
+# From here on the fit loop draws each epoch's order from its own generator (train.epoch_orders) and flips from
+# another, so "split_rng" reruns s5_g0_tta's spec under the new random streams: the reference for what follows.
+CHOSEN = {**STREAMS, "frame_dropout": 0.5, "focal_gamma": 0.0}
+VARIANTS.update({
+    "split_rng": dict(model="stag", epochs=25, model_over=CHOSEN, train_over={"test_time_flip": True}),
+    "ema98": dict(model="stag", epochs=25, model_over=CHOSEN, train_over={"test_time_flip": True, "ema_decay": 0.98}),
+    "ema99": dict(model="stag", epochs=25, model_over=CHOSEN, train_over={"test_time_flip": True, "ema_decay": 0.99}),
+    "ls1": dict(model="stag", epochs=25, model_over={**CHOSEN, "label_smoothing": 0.1},
+                train_over={"test_time_flip": True}),
+    "ema98_ls1": dict(model="stag", epochs=25, model_over={**CHOSEN, "label_smoothing": 0.1},
+                      train_over={"test_time_flip": True, "ema_decay": 0.98}),
+    "lr2e-3": dict(model="stag", epochs=25, model_over=CHOSEN, train_over={"test_time_flip": True, "learning_rate": 2e-3}),
+    "shift1": dict(model="stag", epochs=25, model_over=CHOSEN, train_over={"test_time_flip": True},
+                   data_over={"shift_pixels": 1}),
+    "shift2": dict(model="stag", epochs=25, model_over=CHOSEN, train_over={"test_time_flip": True},
+                   data_over={"shift_pixels": 2}),
+    "shift2_ep40": dict(model="stag", epochs=40, model_over=CHOSEN, train_over={"test_time_flip": True},
+                        data_over={"shift_pixels": 2}),
+    "shift3": dict(model="stag", epochs=25, model_over=CHOSEN, train_over={"test_time_flip": True},
+                   data_over={"shift_pixels": 3}),
+})
 
 
 def run_variant(store: Path, name: str, seeds: tuple[int, ...]) -> dict:
     v = VARIANTS[name]
-    data = DataConfig(scheme=SCHEME, **v.get("data_over", {}))
+    data = DataConfig(scheme=SCHEME, **{**FIRST_DATA_DEFAULTS, **v.get("data_over", {})})
     samples = open_samples([store], data)
     source = make_source(samples, data, torch.device("cpu"))
     folds = make_folds("groupkfold", samples.subjects, samples.labels, samples.datasets, n_splits=SPLITS)

@@ -119,15 +119,21 @@ def main() -> None:
             write_merged(args.out, out, label)
 
 
+def _without_seeds(configs: dict) -> dict:
+    """Configs as they decide a run: every field but the seed list (train configs record the epochs too)."""
+    return {**configs, "train": {k: v for k, v in configs["train"].items() if k != "seeds"}}
+
+
 def write_merged(path: Path, out: dict, model: str) -> None:
     """Write ``out``; seeds of ``model`` run by other processes with the same
-    configs (e.g. one process per seed) are kept and the summary recomputed."""
+    configs (e.g. one process per seed) are kept and the summary recomputed;
+    seeds run with other configs are replaced."""
     entry = out["models"][model]
     if path.exists():
         on_disk = json.loads(path.read_text()).get("models", {})
         out["models"] = {**on_disk, model: entry}
         previous = on_disk.get(model)
-        if previous and previous["configs"]["model"] == entry["configs"]["model"] and previous["epochs"] == entry["epochs"]:
+        if previous and _without_seeds(previous["configs"]) == _without_seeds(entry["configs"]):
             entry["per_seed"] = {**previous["per_seed"], **entry["per_seed"]}
             entry["seconds_per_epoch"] = float(np.mean([previous["seconds_per_epoch"], entry["seconds_per_epoch"]]))
     entry["seeds"] = sorted(int(k) for k in entry["per_seed"])

@@ -12,8 +12,8 @@ it measures samples per second of ``stag_model.data``:
   in_memory        InMemorySource: every sample read once (``load_s``), then batches
                    are gathered from resident tensors (a numpy row copy on the CPU) in
                    a background thread
-  stream_w0 / w2   StreamingSource reading a whole batch per Zarr read, in a background
-                   thread (0 workers) or in 2 persistent DataLoader worker processes
+  stream_w<N>      StreamingSource reading a whole batch per Zarr read, in a background
+                   thread (N = 0) or in N persistent DataLoader worker processes
                    (one pass over every sample, after one warm-up pass so the page
                    cache holds the store: the figure is decode + collate cost, not disk)
 
@@ -21,12 +21,14 @@ and the data-wait fraction of training: STAG trains one LOSO fold for a few
 epochs through ``stag_model.train.fit_fold`` with the source wrapped so that the
 time the loop spends waiting for the next batch is separated from the time it
 spends on the step itself (forward, backward, optimiser). Target: <= 5%. The
-wait for the first batch of each epoch is also reported apart: the epoch's
-order is drawn from the trainer's generator when the epoch starts, so that
-batch can never be read ahead (with few steps per epoch it dominates).
+wait for the first batch of each epoch is also reported apart: the trainer
+draws every epoch's order up front (``epoch_orders``) and calls
+``source.batches(orders[e], batch_size, upcoming=orders[e + 1])``, so a source
+begins epoch e + 1 while the last step of epoch e runs; only the first epoch's
+first batch (after the normaliser's pass) cannot be read ahead.
 
     python benchmarks/loader.py
-    python benchmarks/loader.py --pipeline-samples 32 --epochs 1 --stores composite
+    python benchmarks/loader.py --pipeline-samples 32 --stores composite --sources stream_w0 stream_w1
 """
 from __future__ import annotations
 
@@ -44,7 +46,10 @@ from benchmarks._common import LoadSampler, scratch_dir, table, write_results  #
 
 class TimedSource:
     """Wraps a batch source; records time spent waiting for batches vs time the consumer
-    holds each batch (the step). Only calls with a generator (training epochs) count as steps."""
+    holds each batch (the step). Training epochs are the calls in a chain of ``upcoming``
+    orders (the trainer's pattern: ``batches(orders[e], b, upcoming=orders[e + 1])``, the
+    last epoch without): a call that names an upcoming order, or asks for the one named
+    by the call before it."""
 
     def __init__(self, source):
         self.source = source
@@ -54,13 +59,21 @@ class TimedSource:
         self.samples = 0
         self.other_wait_s = 0.0
         self.epoch_start_wait_s = 0.0
+        self.read_ahead_start_wait_s = 0.0  # the part of epoch_start_wait_s of epochs read ahead
+        self.epochs = 0
+        self.read_ahead_epochs = 0  # epochs whose order the call before them announced
+        self._announced: np.ndarray | None = None
 
     def __getattr__(self, name):
         return getattr(self.source, name)
 
-    def batches(self, positions, batch_size, generator=None):
-        training = generator is not None
-        inner = self.source.batches(positions, batch_size, generator)
+    def batches(self, positions, batch_size, generator=None, upcoming=None):
+        announced, self._announced = self._announced, None if upcoming is None else np.array(upcoming)
+        followed = generator is None and announced is not None and np.array_equal(announced, positions)
+        training = upcoming is not None or followed
+        self.epochs += training
+        self.read_ahead_epochs += followed
+        inner = self.source.batches(positions, batch_size, generator, upcoming=upcoming)
         first = True
         while True:
             t = time.perf_counter()
@@ -72,6 +85,7 @@ class TimedSource:
             if training:
                 self.wait_s += waited
                 self.epoch_start_wait_s += waited if first else 0.0
+                self.read_ahead_start_wait_s += waited if first and followed else 0.0
                 first = False
             else:
                 self.other_wait_s += waited
@@ -97,7 +111,17 @@ def throughput(source, n: int, batch_size: int, passes: int = 1) -> float:
     return n / best
 
 
-def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: int, seed: int = 1) -> list[dict]:
+def parse_source(label: str) -> int | None:
+    """Workers of a source label: 'in_memory' -> None, 'stream_w<N>' -> N."""
+    if label == "in_memory":
+        return None
+    if label.startswith("stream_w") and label[len("stream_w"):].isdigit():
+        return int(label[len("stream_w"):])
+    raise argparse.ArgumentTypeError(f"source {label!r}: expected in_memory or stream_w<workers>")
+
+
+def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: int, sources: list[str],
+                  prefetch_factor: int | None = None, seed: int = 1) -> list[dict]:
     import torch
 
     from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
@@ -117,9 +141,10 @@ def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: i
     fit_fold(samples, InMemorySource(samples, data, device), warm, GuardedLabels(samples.labels, warm.train, "warm-up"),
              {"train": TrainConfig(epochs=1, batch_size=batch_size, device="cpu"), "model": ModelConfig(),
               "ststnet": StstnetConfig(), "data": data}, seed, device)
-    variants = [("in_memory", None), ("stream_w0", 0), ("stream_w2", 2)]
-    for label, workers in variants:
-        data = DataConfig(scheme=scheme, num_workers=workers or 0)
+    prefetch = {} if prefetch_factor is None else {"prefetch_factor": prefetch_factor}
+    for label in sources:
+        workers = parse_source(label)
+        data = DataConfig(scheme=scheme, num_workers=workers or 0, **prefetch)
         samples = open_samples([path], data)
         n = len(samples)
         t = time.perf_counter()
@@ -139,18 +164,26 @@ def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: i
         fit_s = time.perf_counter() - t
         if hasattr(source, "close"):
             source.close()  # persistent workers of this variant stop before the next one is measured
+        if timed.read_ahead_epochs != epochs - 1:
+            raise RuntimeError(f"{timed.read_ahead_epochs} of {epochs - 1} epochs after the first were announced "
+                               "(upcoming) by the epoch before: the trainer does not use the upcoming call pattern")
         wait_fraction = timed.wait_s / max(timed.wait_s + timed.step_s, 1e-12)
         steady_wait = timed.wait_s - timed.epoch_start_wait_s
         rows.append({"store": name, "source": label, "samples": n, "load_s": load_s, "samples_per_s": sps,
                      "train_steps": timed.steps, "wait_s": timed.wait_s, "step_s": timed.step_s,
                      "train_samples_per_s": timed.samples / max(timed.step_s, 1e-12),
                      "data_wait_fraction": wait_fraction, "epoch_start_wait_s": timed.epoch_start_wait_s,
+                     "first_epoch_start_wait_s": timed.epoch_start_wait_s - timed.read_ahead_start_wait_s,
+                     "read_ahead_epoch_start_wait_s": timed.read_ahead_start_wait_s / max(timed.read_ahead_epochs, 1),
+                     "prefetch_factor": data.prefetch_factor,
                      "steady_data_wait_fraction": steady_wait / max(steady_wait + timed.step_s, 1e-12),
                      "wall_train_samples_per_s": timed.samples / max(timed.wait_s + timed.step_s, 1e-12),
                      "fold_fit_s": fit_s, "epochs": epochs,
                      "feature_mb_float32": samples.feature_bytes / 2**20})
         print(f"  {name} {label}: {sps:.0f} samples/s, data wait {wait_fraction:.1%} of {timed.steps} steps "
-              f"({rows[-1]['steady_data_wait_fraction']:.1%} after each epoch's first batch), "
+              f"({rows[-1]['steady_data_wait_fraction']:.1%} after each epoch's first batch; first batch "
+              f"{rows[-1]['first_epoch_start_wait_s'] * 1e3:.1f} ms in epoch 1, "
+              f"{rows[-1]['read_ahead_epoch_start_wait_s'] * 1e3:.1f} ms per later epoch), "
               f"step {timed.step_s:.2f} s", flush=True)
     return rows
 
@@ -160,11 +193,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", nargs="*", default=["composite", "pipeline"], choices=["composite", "pipeline"])
     parser.add_argument("--pipeline-samples", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs for the data-wait measurement")
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="training epochs of the data-wait measurement (at least 2: later ones are read ahead)")
+    parser.add_argument("--sources", nargs="*", default=["in_memory", "stream_w0", "stream_w2"],
+                        help="in_memory and/or stream_w<N> (StreamingSource with N DataLoader workers)")
+    parser.add_argument("--prefetch-factor", type=int, default=None,
+                        help="DataConfig.prefetch_factor (default: its own default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--scratch", type=Path, default=None)
     parser.add_argument("--name", default="loader")
     args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: training epochs are told apart by the upcoming order they announce")
+    for label in args.sources:
+        parse_source(label)
 
     import torch
 
@@ -177,24 +219,29 @@ def main(argv: list[str] | None = None) -> int:
     with LoadSampler() as load:
         if "composite" in args.stores:
             path, setup["composite_import_s"] = composite_store()
-            rows += measure_store("composite", path, "megc2019-3", args.batch_size, args.epochs)
+            rows += measure_store("composite", path, "megc2019-3", args.batch_size, args.epochs, args.sources,
+                                  args.prefetch_factor)
         if "pipeline" in args.stores:
             t = time.perf_counter()
             config, features = extract_demo_features({}, 2, scratch)
             path = replicated_store(scratch / "pipeline.zarr", config, features, args.pipeline_samples)
             setup["pipeline_store_build_s"] = time.perf_counter() - t
-            rows += measure_store("pipeline", path, BENCH_SCHEME, args.batch_size, args.epochs)
+            rows += measure_store("pipeline", path, BENCH_SCHEME, args.batch_size, args.epochs, args.sources,
+                                  args.prefetch_factor)
     print("\nLoader throughput and data wait (CPU)")
     print(table(rows, ["store", "source", "samples", "feature_mb_float32", "load_s", "samples_per_s", "train_steps",
-                       "wait_s", "epoch_start_wait_s", "step_s", "data_wait_fraction", "steady_data_wait_fraction",
+                       "wait_s", "epoch_start_wait_s", "first_epoch_start_wait_s", "read_ahead_epoch_start_wait_s",
+                       "step_s", "data_wait_fraction", "steady_data_wait_fraction",
                        "wall_train_samples_per_s"], "{:.3f}"))
     write_results(args.name, {"rows": rows, "setup": setup, "torch_threads": torch.get_num_threads(),
                               "scratch": str(scratch)}, load, notes=[
         "samples_per_s: best of 2 passes over every sample, batch size as given, after a warm-up pass for streaming",
         "data_wait_fraction: time waiting for the next batch / (wait + step) over the training epochs of one "
         "LOSO fold of STAG (fit_fold), source wrapped by benchmarks/loader.py TimedSource",
-        "epoch_start_wait_s: the part of wait_s spent on the first batch of each training epoch (its order is drawn "
-        "when the epoch starts, so it cannot be prefetched); steady_data_wait_fraction leaves it out",
+        "epoch_start_wait_s: the part of wait_s spent on the first batch of each training epoch; "
+        "steady_data_wait_fraction leaves it out; first_epoch_start_wait_s: the first epoch's (never read ahead), "
+        "read_ahead_epoch_start_wait_s: mean over the later epochs, whose first batches the source began reading "
+        "during the epoch before (upcoming)",
         "wall_train_samples_per_s: training samples / (wait + step): what overlapping the reads costs the step shows "
         "here, not in the wait",
         "pipeline store: real demo-clip features (default PipelineConfig) committed N times by write_sample",

@@ -8,7 +8,7 @@ away (``ModelConfig.model_copy(update={"cross_attention": False})``).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -74,6 +74,9 @@ class ModelConfig(_Frozen):
     class_weighting: Literal["none", "inverse_frequency"] = Field(
         "inverse_frequency", description="focal loss alpha per class, from the training fold's class counts"
     )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="target = (1 - e) one-hot + e uniform over classes; 0 = off"
+    )
 
     @model_validator(mode="after")
     def _one_branch_at_least(self) -> "ModelConfig":
@@ -105,11 +108,17 @@ class StstnetConfig(_Frozen):
 class DataConfig(_Frozen):
     """Store-to-tensor path."""
 
+    AUTO_WORKERS: ClassVar[int] = 2  # num_workers = auto with a GPU and more than AUTO_WORKERS usable cores
+
     scheme: str = Field(..., description="class scheme name in the store's class_schemes")
     keep_on_device_max_bytes: int = Field(
         512 * 2**20, ge=0, description="stores whose selected arrays fit under this are loaded once and kept on device"
     )
-    num_workers: int = Field(2, ge=0, description="DataLoader workers when streaming")
+    num_workers: int | Literal["auto"] = Field(
+        "auto", description="DataLoader worker processes when streaming (0 = a reader thread in the trainer); auto = "
+        "0 when training on the CPU or with at most 2 usable cores, where workers take cores from the training step "
+        "(benchmarks/loader.py), else 2"
+    )
     prefetch_factor: int = Field(2, ge=1)
     grid_rois: int = Field(
         4,
@@ -120,6 +129,11 @@ class DataConfig(_Frozen):
     )
     flip_probability: float = Field(
         0.5, ge=0, le=1, description="horizontal flip: mirrors the field, negates u, swaps left/right ROIs and AUs"
+    )
+    shift_pixels: int = Field(
+        1, ge=0, le=8, description="training: translate each sample's flow field and strain by up to this many "
+        "pixels (uniform per axis), as a face-alignment error would; ROI inputs stay; 0 = off. 1 beat 0, 2 and 3 "
+        "on the composite's design runs (benchmarks/composite_design.py)"
     )
     normalise: bool = Field(True, description="z-score inputs with statistics of the training fold only")
     min_std: float = Field(1e-6, gt=0, description="channels flatter than this are only centred (std kept at 1)")
@@ -152,6 +166,10 @@ class TrainConfig(_Frozen):
     ensemble_size: int = Field(
         1, ge=1, le=16, description="models trained per fold from consecutive seeds; the fold predicts their mean "
         "probabilities (checkpoint keys members.<i>.*)"
+    )
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="keep an exponential moving average of the weights over training steps (this "
+        "decay per step) and predict with it; 0 = off, predict with the last step's weights"
     )
     test_time_flip: bool = Field(
         True, description="average each test sample's probabilities with those of its horizontal mirror image"

@@ -10,10 +10,12 @@ Two paths give the trainer the same `StagBatch`es:
   across epochs, or with 0 workers in a background thread; ``prefetch_factor``
   batches ahead; on CUDA pinned and copied with ``non_blocking=True``.
 
-Both read through `read_samples`, so the two paths cannot disagree. Stores
-without ROI patches (the precomputed 28 x 28 composite) get a g x g grid of
-flow cells as ROI nodes (`grid_rois`). ROI statistics' direction (radians) is
-replaced by (cos, sin) so that a horizontal flip is a sign change.
+Both read through `read_samples`, so the two paths cannot disagree. Told the
+order of the next pass (``upcoming``), both begin it while the last batch of the
+current pass is in use, so an epoch's first batch is ready too. Stores without
+ROI patches (the precomputed 28 x 28 composite) get a g x g grid of flow cells
+as ROI nodes (`grid_rois`). ROI statistics' direction (radians) is replaced by
+(cos, sin) so that a horizontal flip is a sign change.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from torch.utils.data import get_worker_info
 
 from schemas.model_config import DataConfig
 from stag_model.model import StagBatch
-from stag_model.streaming import BatchLoader, SharedArena, as_tensor, float32_empty, in_background, read_rows
+from stag_model.streaming import (BatchLoader, Passes, SharedArena, as_tensor, float32_empty, in_background, pinned,
+                                  read_rows, resolve_workers)
 
 FEATURE_ARRAYS = ("flow", "strain", "roi_patches", "roi_stats", "au_activation", "edge_weight")
 DIRECTION_STAT = 3  # roi_stats: mean u, mean v, mean magnitude, direction (rad) -> (cos, sin) at read time
@@ -227,6 +230,7 @@ class InMemorySource:
         self.arrays = {k: torch.from_numpy(np.concatenate([d[k] for d in per_store])).to(device)
                        for k in FEATURE_ARRAYS}
         self.graph, self.device, self.prefetch = samples.graph, device, config.prefetch_factor
+        self.passes = Passes(self._start)
 
     def _gather(self, positions: np.ndarray) -> tuple[np.ndarray, StagBatch]:
         if self.device.type == "cpu":
@@ -235,16 +239,15 @@ class InMemorySource:
         index = torch.as_tensor(positions, device=self.device)
         return positions, _to_batch({k: v[index] for k, v in self.arrays.items()}, self.graph)
 
-    def batches(self, positions: np.ndarray, batch_size: int, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[np.ndarray, StagBatch]]:
-        """(positions, batch) pairs; shuffled when a generator is given."""
-        order = positions[torch.randperm(len(positions), generator=generator).numpy()] if generator else positions
-        gathered = (self._gather(order[i:i + batch_size]) for i in range(0, len(order), batch_size))
-        if self.device.type != "cpu":  # on CUDA the gather is an asynchronous kernel already
-            yield from gathered
-            return
-        with closing(in_background(gathered, self.prefetch)) as items:
-            yield from items
+    def _start(self, chunks: list[np.ndarray]) -> Iterator[tuple[np.ndarray, StagBatch]]:
+        gathered = (self._gather(c) for c in chunks)  # on CUDA the gather is an asynchronous kernel already
+        return in_background(gathered, self.prefetch) if self.device.type == "cpu" else gathered
+
+    def batches(self, positions: np.ndarray, batch_size: int, generator: torch.Generator | None = None,
+                upcoming: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, StagBatch]]:
+        """(positions, batch) pairs; shuffled when a generator is given. ``upcoming``: the positions
+        (in order) the next call will ask for, gathered ahead (`stag_model.streaming.Passes`)."""
+        return self.passes(positions, batch_size, generator, upcoming)
 
 
 class _StoreReader:
@@ -287,10 +290,6 @@ class _StoreReader:
         return positions, {name: as_tensor(out[name]) for name in FEATURE_ARRAYS}
 
 
-def _pinned(item: tuple[np.ndarray, dict[str, torch.Tensor]]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-    return item[0], {k: v.pin_memory() for k, v in item[1].items()}
-
-
 class StreamingSource:
     """Batches streamed from the stores: each batch is read whole (one read per
     array), in ``num_workers`` DataLoader processes that persist across epochs, or
@@ -300,31 +299,33 @@ class StreamingSource:
     def __init__(self, samples: StoreSamples, config: DataConfig, device: torch.device):
         self.config, self.device, self.graph = config, device, samples.graph
         self.reader = _StoreReader(samples, config)
-        self.loader = (BatchLoader(self.reader, config.num_workers, config.prefetch_factor, device.type == "cuda")
-                       if config.num_workers else None)
+        self.workers = resolve_workers(config.num_workers, device)
+        self.loader = (BatchLoader(self.reader, self.workers, config.prefetch_factor, device.type == "cuda")
+                       if self.workers else None)
+        self.passes = Passes(self._start)
 
-    def batches(self, positions: np.ndarray, batch_size: int, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[np.ndarray, StagBatch]]:
-        """(positions, batch) pairs; shuffled when a generator is given."""
-        order = positions[torch.randperm(len(positions), generator=generator).numpy()] if generator else positions
-        chunks = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    def _start(self, chunks: list[np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
         if self.loader is not None:
-            items = self.loader(chunks)
-        else:
-            read = (self.reader(c) for c in chunks)
-            read = map(_pinned, read) if self.device.type == "cuda" else read
-            items = in_background(read, self.config.prefetch_factor)
-        with closing(items):
+            return self.loader.start(chunks)
+        read = map(self.reader, chunks)
+        return in_background(map(pinned, read) if self.device.type == "cuda" else read, self.config.prefetch_factor)
+
+    def batches(self, positions: np.ndarray, batch_size: int, generator: torch.Generator | None = None,
+                upcoming: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, StagBatch]]:
+        """(positions, batch) pairs; shuffled when a generator is given. ``upcoming``: the positions
+        (in order) the next call will ask for, read ahead (`stag_model.streaming.Passes`)."""
+        with closing(self.passes(positions, batch_size, generator, upcoming)) as items:
             for pos, arrays in items:
                 yield pos, _to_batch({k: v.to(self.device, non_blocking=True) for k, v in arrays.items()}, self.graph)
 
     def close(self) -> None:
-        """Stop the worker processes now (else they stop with the source)."""
+        """Stop reads begun ahead and the worker processes now (else they stop with the source)."""
+        self.passes.drop()
         if self.loader is not None:
             self.loader.close()
 
 
-# -- normalisation and augmentation (applied on the device, per batch) ----------
+# -- normalisation (applied on the device, per batch; augmentation: stag_model.augment) --
 # channel axis of each field; statistics are per channel, over every other axis
 CHANNEL_AXIS = {"flow": 2, "strain": None, "roi_patches": 3, "roi_stats": -1, "au_activation": -1, "edge_weight": None}
 
@@ -368,28 +369,6 @@ class Normaliser:
     def state(self) -> dict[str, dict[str, list[float]]]:
         """Plain-python copy for checkpoints."""
         return {"mean": {k: v.tolist() for k, v in self.mean.items()}, "std": {k: v.tolist() for k, v in self.std.items()}}
-
-
-def flip_horizontally(b: StagBatch, which: torch.Tensor, graph: GraphSpec) -> StagBatch:
-    """Mirror the samples where ``which`` (B,) is True: fields flip along x, u
-    (and mean u, cos direction) change sign, left and right ROIs, their edges
-    and L/R AUs swap. Applied after normalisation, so signs flip about the
-    training fold's mean (0 for flow in px; the best estimate of no-motion for
-    per-image normalised flow)."""
-    dev = b.flow.device
-    roi_m, edge_m, au_m = (torch.as_tensor(a, device=dev) for a in (graph.roi_mirror, graph.edge_mirror, graph.au_mirror))
-    flow = b.flow.flip(-1) * torch.tensor([-1.0, 1.0], device=dev).view(1, 1, 2, 1, 1)  # (B, K, 2, H, W)
-    patches = b.roi_patches[:, :, roi_m].flip(-1) * torch.tensor([-1.0, 1.0], device=dev).view(1, 1, 1, 2, 1, 1)
-    sign = torch.ones(b.roi_stats.shape[-1], device=dev)
-    sign[list(FLIP_NEGATED_STATS)] = -1.0
-    flipped = dict(flow=flow, strain=b.strain.flip(-1), roi_patches=patches, roi_stats=b.roi_stats[:, :, roi_m] * sign,
-                   au_activation=b.au_activation[:, :, au_m], edge_weight=b.edge_weight[:, :, edge_m])
-    out = {}
-    for name, value in flipped.items():
-        original = getattr(b, name)
-        mask = which.view(-1, *([1] * (original.dim() - 1)))
-        out[name] = torch.where(mask, value.to(original.dtype), original)
-    return StagBatch(**{**vars(b), **out})
 
 
 def make_source(samples: StoreSamples, config: DataConfig, device: torch.device) -> InMemorySource | StreamingSource:

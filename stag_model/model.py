@@ -57,17 +57,21 @@ class StagBatch:
 
 
 def focal_loss(
-    logits: torch.Tensor, targets: torch.Tensor, gamma: float, class_weights: torch.Tensor | None = None
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float, class_weights: torch.Tensor | None = None,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Focal loss (Lin et al. 2017): -alpha_t (1 - p_t)^gamma log p_t.
 
     Averaged like ``F.cross_entropy(weight=...)`` (sum of alpha_t * loss over
-    sum of alpha_t), so gamma = 0 gives exactly weighted cross-entropy.
+    sum of alpha_t), so gamma = 0 gives exactly weighted cross-entropy. With
+    ``smoothing`` e the log-likelihood term is (1 - e) log p_t + e mean_c log p_c
+    (unweighted, gamma 0: ``F.cross_entropy(label_smoothing=e)``).
     logits (B, C), targets (B,) long, class_weights (C,) or None.
     """
     log_p = F.log_softmax(logits.float(), dim=-1)  # (B, C)
     log_p_t = log_p.gather(1, targets[:, None]).squeeze(1)  # (B,)
-    loss = -((1.0 - log_p_t.exp()) ** gamma) * log_p_t  # (B,)
+    likelihood = (1.0 - smoothing) * log_p_t + smoothing * log_p.mean(-1)  # (B,)
+    loss = -((1.0 - log_p_t.exp()) ** gamma) * likelihood  # (B,)
     if class_weights is None:
         return loss.mean()
     alpha_t = class_weights[targets]  # (B,)
@@ -323,7 +327,7 @@ class Stag(nn.Module):
     def criterion(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Focal loss with the training fold's class weights (when weighting is on)."""
         weights = self.class_weights if self.config.class_weighting != "none" else None
-        return focal_loss(logits, targets, self.config.focal_gamma, weights)
+        return focal_loss(logits, targets, self.config.focal_gamma, weights, self.config.label_smoothing)
 
     @torch.no_grad()
     def explain(self, b: StagBatch) -> dict[str, torch.Tensor]:

@@ -11,6 +11,8 @@
 - `in_background`: an iterator advanced by a thread up to ``depth`` items ahead
   of its consumer, so that reading or gathering the next batch overlaps the
   training step (file reads, zstd, numpy casts and torch copies release the GIL).
+- `Passes`: one pass (epoch) at a time over batches, whose reads run ahead and,
+  when the next pass's order is known (``upcoming``), on into the next pass.
 - `BatchLoader`: DataLoader worker processes that persist across epochs; an item
   is a whole batch (one read per array per batch, not one per sample) and the
   batch list is replaced at every pass.
@@ -20,7 +22,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Callable, Iterable, Iterator, TypeVar
+from contextlib import closing
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -31,7 +34,21 @@ from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.storage import LocalStore
 
+from schemas.model_config import DataConfig
+
 T = TypeVar("T")
+
+
+def resolve_workers(setting: int | str, device: torch.device) -> int:
+    """DataConfig.num_workers as a count: ``auto`` is 0 on the CPU or with at most
+    DataConfig.AUTO_WORKERS usable cores (worker processes would take cores from
+    the training step), else DataConfig.AUTO_WORKERS."""
+    if setting != "auto":
+        return int(setting)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if device.type == "cpu" or cores <= DataConfig.AUTO_WORKERS else DataConfig.AUTO_WORKERS
+
+
 # bytes -> bytes codecs decoded here; their frames are self-describing (level, shuffle, typesize are in the data)
 _DECODERS = {ZstdCodec: zstd.decompress, BloscCodec: blosc.decompress}
 
@@ -82,6 +99,11 @@ class SharedArena:
         return self._shared(n).view(shape).numpy()
 
 
+def pinned(item: tuple[np.ndarray, dict[str, torch.Tensor]]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+    """(positions, tensors) with the tensors copied to pinned memory (for non_blocking copies to CUDA)."""
+    return item[0], {k: v.pin_memory() for k, v in item[1].items()}
+
+
 def as_tensor(array: np.ndarray) -> torch.Tensor:
     """The tensor an array views (so shared memory stays shared), else one wrapping it."""
     base = array.base
@@ -120,38 +142,110 @@ def read_rows(array: zarr.Array, rows: np.ndarray, empty: Callable = float32_emp
 _DONE = object()
 
 
-def in_background(items: Iterable[T], depth: int) -> Iterator[T]:
-    """The items of ``items``, produced by a daemon thread at most ``depth`` items
-    ahead (started at the first ``next``). An error in the thread is raised here;
-    closing this iterator stops the thread and waits for it."""
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                ready.put((item, None))
-            ready.put((_DONE, None))
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            ready.put((_DONE, error))
-
-    thread = threading.Thread(target=produce, name="stag-prefetch", daemon=True)
-    thread.start()
+def _produce(items: Iterable, ready: queue.Queue, stop: threading.Event) -> None:
     try:
-        while True:
-            item, error = ready.get()
+        for item in items:
+            if stop.is_set():
+                return
+            ready.put((item, None))
+        ready.put((_DONE, None))
+    except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        ready.put((_DONE, error))
+
+
+class Background(Iterator[T]):
+    """The items of ``items``, produced by a daemon thread (started at once) at
+    most ``depth`` items ahead of the consumer. An error in the thread is raised
+    by ``next``; ``close`` stops the thread and waits for it."""
+
+    def __init__(self, items: Iterable[T], depth: int):
+        self._ready: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=_produce, args=(items, self._ready, self._stop), name="stag-prefetch",
+                                        daemon=True)  # holds no reference to self, so an abandoned one is collected
+        self._thread.start()
+
+    def __next__(self) -> T:
+        if self._stop.is_set():
+            raise StopIteration
+        item, error = self._ready.get()
+        if item is _DONE:
+            self.close()
             if error is not None:
                 raise error
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()
-        while not ready.empty():  # frees a producer blocked on put; it then sees ``stop`` and returns
-            ready.get_nowait()
-        thread.join()
+            raise StopIteration
+        return item
+
+    def _release(self) -> None:
+        self._stop.set()
+        while not self._ready.empty():  # frees a producer blocked on put; it then sees ``stop`` and returns
+            self._ready.get_nowait()
+
+    def close(self) -> None:
+        self._release()
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.01)
+            self._release()  # the producer may have put one more item before it saw ``stop``
+
+    def __del__(self) -> None:
+        self._release()  # no join: this may run at interpreter exit
+
+
+def in_background(items: Iterable[T], depth: int) -> Background[T]:
+    """``items`` advanced by a thread up to ``depth`` items ahead (`Background`)."""
+    return Background(items, depth)
+
+
+def split_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``order`` cut into consecutive batches of ``batch_size`` (the last may be shorter)."""
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class Passes(Generic[T]):
+    """Passes over batches of positions, one at a time. ``start(batches)`` makes
+    the results of a pass's batches (in order) and begins reading them as it is
+    called. A pass told which positions the next pass will ask for
+    (``upcoming``, in their final order) starts that pass's reads as soon as it
+    has handed out its own last result, so the first batch of the next epoch is
+    read while the last step of this one runs. The next pass uses those reads
+    if it asks for exactly those positions and batch size; otherwise they are
+    stopped and dropped."""
+
+    def __init__(self, start: Callable[[list[np.ndarray]], Iterator[T]]):
+        self.start = start
+        self._ahead: tuple[np.ndarray, int, Iterator[T]] | None = None
+
+    def __call__(self, positions: np.ndarray, batch_size: int, generator: torch.Generator | None = None,
+                 upcoming: np.ndarray | None = None) -> Iterator[T]:
+        """The result of each batch of ``positions``, shuffled first when a generator is given."""
+        shuffle = generator is not None
+        order = positions[torch.randperm(len(positions), generator=generator).numpy()] if shuffle else positions
+        chunks = split_batches(order, batch_size)
+        items = self._claim(order, batch_size)
+        with closing(self.start(chunks) if items is None else items) as items:
+            for i in range(len(chunks)):
+                item = next(items)
+                if i == len(chunks) - 1 and upcoming is not None:  # the reader is free: begin the next pass
+                    ahead = np.array(upcoming)
+                    self._ahead = (ahead, batch_size, self.start(split_batches(ahead, batch_size)))
+                yield item
+
+    def _claim(self, order: np.ndarray, batch_size: int) -> Iterator[T] | None:
+        """The reads begun for this pass, if they were of exactly ``order`` and ``batch_size``."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        planned, size, items = ahead
+        if size == batch_size and planned.dtype == order.dtype and np.array_equal(planned, order):
+            return items
+        items.close()
+        return None
+
+    def drop(self) -> None:
+        """Stop and drop reads begun for a next pass."""
+        if self._ahead is not None:
+            self._ahead[2].close()
+            self._ahead = None
 
 
 class _EpochBatches(Sampler):
@@ -195,11 +289,14 @@ class BatchLoader:
                                  generator=torch.Generator())  # its own RNG: the global one (dropout, init) stays untouched
         self.passes = 0
 
-    def __call__(self, batches: list[list[int]]) -> Iterator:
+    def start(self, batches: list[np.ndarray]) -> Iterator:
+        """``read(batch)`` of each batch, in order; the workers get the first
+        batches at once. Ends any earlier pass (it raises if resumed)."""
         self.passes += 1
-        this_pass = self.passes
         self.order.batches = batches
-        items = iter(self.loader)  # persistent workers: the same workers, reset to the new batch list
+        return self._results(iter(self.loader), self.passes)  # persistent workers: reset to the new batch list
+
+    def _results(self, items: Iterator, this_pass: int) -> Iterator:
         while True:
             if self.passes != this_pass:
                 raise RuntimeError("another pass over this source started before this one finished; "

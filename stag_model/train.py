@@ -22,8 +22,9 @@ import torch
 import torch.nn as nn
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_model.augment import flip_horizontally, random_shifts, shift_fields
 from stag_model.baselines import Ststnet
-from stag_model.data import Normaliser, StoreSamples, flip_horizontally
+from stag_model.data import Normaliser, StoreSamples
 from stag_model.metrics import classification_metrics
 from stag_model.model import Stag, StagBatch
 from stag_model.protocols import Fold, GuardedLabels, au_cooccurrence_prior, class_weights, inner_validation_split
@@ -67,6 +68,7 @@ def build_model(train: TrainConfig, model: ModelConfig, ststnet: StstnetConfig, 
     return Stag(model, n_classes, n_aus=len(samples.graph.au_names), n_roi_stats=5)
 
 
+AUGMENT_SEED_OFFSET = 1  # the augmentation generator's seed is the member seed plus this; the order's is the member seed
 MIXED_FIELDS = ("flow", "strain", "roi_patches", "roi_stats", "au_activation", "edge_weight")
 
 
@@ -75,6 +77,42 @@ def mix_batch(b: StagBatch, partner: torch.Tensor, weight: float) -> StagBatch:
     a frame is real when it is real in either sample. partner (B,) long."""
     mixed = {name: weight * getattr(b, name) + (1 - weight) * getattr(b, name)[partner] for name in MIXED_FIELDS}
     return StagBatch(**{**vars(b), **mixed, "frame_mask": b.frame_mask | b.frame_mask[partner]})
+
+
+def epoch_orders(positions: np.ndarray, epochs: int, generator: torch.Generator) -> list[np.ndarray]:
+    """Each epoch's shuffled training positions, drawn up front from a generator
+    used for nothing else, so a streaming source can read the next epoch's first
+    batches while the current one trains (``upcoming``)."""
+    return [positions[torch.randperm(len(positions), generator=generator).numpy()] for _ in range(epochs)]
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters and buffers over
+    training steps (off when ``decay`` is 0); ``apply`` copies it into the model."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.average = (torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+            if decay > 0 else None)
+
+    def update(self, model: nn.Module) -> None:
+        if self.average is not None:
+            self.average.update_parameters(model)
+
+    def apply(self, model: nn.Module) -> None:
+        if self.average is not None:
+            model.load_state_dict(self.average.module.state_dict())
+
+    @contextlib.contextmanager
+    def in_use(self, model: nn.Module):
+        """Inside the block the model holds the average; its own weights come back after."""
+        own = copy.deepcopy(model.state_dict()) if self.average is not None else None
+        self.apply(model)
+        try:
+            yield
+        finally:
+            if own is not None:
+                model.load_state_dict(own)
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -163,7 +201,9 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: _learning_rate_factor(step, steps, train))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp
                                   and not torch.cuda.is_bf16_supported())
-    generator = torch.Generator().manual_seed(member_seed)
+    orders = epoch_orders(fold.train, train.epochs, torch.Generator().manual_seed(member_seed))
+    generator = torch.Generator().manual_seed(member_seed + AUGMENT_SEED_OFFSET)  # flips and mixup partners
+    average = WeightAverage(model, train.ema_decay)
     mixing = np.random.default_rng(member_seed)  # mixup weights
     label_of = dict(zip(fold.train.tolist(), labels[fold.train].tolist()))
     losses, validation_uf1 = [], []
@@ -171,12 +211,15 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
     for epoch in range(train.epochs):
         model.train()
         total, count = 0.0, 0
-        for pos, batch in source.batches(fold.train, train.batch_size, generator):
+        upcoming = orders[epoch + 1] if epoch + 1 < train.epochs else None
+        for pos, batch in source.batches(orders[epoch], train.batch_size, upcoming=upcoming):
             if len(pos) < 2:  # BatchNorm cannot train on one sample
                 continue
             batch = normaliser(batch) if normaliser else batch
             flips = torch.rand(len(pos), generator=generator) < data.flip_probability
             batch = flip_horizontally(batch, flips.to(device), source.graph)
+            if data.shift_pixels:
+                batch = shift_fields(batch, random_shifts(len(pos), data.shift_pixels, generator).to(device))
             targets = torch.as_tensor([label_of[p] for p in pos.tolist()], device=device)
             with _autocast(device, train.amp):
                 if train.mixup_alpha > 0:
@@ -194,18 +237,23 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
             scaler.step(optimiser)
             scaler.update()
             schedule.step()
+            average.update(model)
             total, count = total + loss.item() * len(pos), count + len(pos)
         losses.append(total / max(count, 1))
         if len(fold.validation):
-            probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp,
-                            train.test_time_flip)
-            validation_uf1.append(classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)["uf1"])
-            if validation_uf1[-1] > best[0]:
-                best = (validation_uf1[-1], copy.deepcopy(model.state_dict()), epoch + 1)
+            with average.in_use(model):  # the running average is what would be kept, so it is what is scored
+                probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp,
+                                train.test_time_flip)
+                validation_uf1.append(classification_metrics(labels[fold.validation], probs.argmax(1),
+                                                             n_classes)["uf1"])
+                if validation_uf1[-1] > best[0]:
+                    best = (validation_uf1[-1], copy.deepcopy(model.state_dict()), epoch + 1)
         log(f"  fold {fold.name} epoch {epoch + 1}/{train.epochs} loss {losses[-1]:.4f}"
             + (f" val UF1 {validation_uf1[-1]:.3f}" if validation_uf1 else ""))
     if best[1] is not None:
         model.load_state_dict(best[1])
+    else:
+        average.apply(model)
     return losses, validation_uf1, best[2]
 
 

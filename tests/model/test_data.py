@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from schemas.model_config import DataConfig
+from stag_model.augment import flip_horizontally
 from stag_model.data import (
     InMemorySource,
     Normaliser,
     StreamingSource,
     edge_mirror_positions,
-    flip_horizontally,
     grid_graph,
     grid_roi_features,
     mirror_positions,

@@ -1,11 +1,15 @@
 """The fast store paths: direct chunk reads equal zarr's, background prefetch
 keeps order and errors, persistent DataLoader workers give the in-memory
-source's batches epoch after epoch, and read errors name the store."""
+source's batches epoch after epoch, reads begun ahead for the next epoch
+(``upcoming``) change no batch whether they are used, dropped or cut short, and
+read errors name the store."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +19,9 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from schemas.model_config import DataConfig
 from stag_model.data import FEATURE_ARRAYS, InMemorySource, StreamingSource, open_samples
-from stag_model.streaming import SharedArena, _row_files, as_tensor, in_background, read_rows
+from stag_model.streaming import resolve_workers
+from stag_model.streaming import Background, SharedArena, _row_files, as_tensor, in_background, read_rows
+from stag_model.train import epoch_orders
 
 CPU = torch.device("cpu")
 
@@ -157,3 +163,142 @@ def test_worker_batches_are_made_in_one_block_of_shared_memory():
     assert torch.equal(tensors[1], torch.full((4,), 2.5)) and tensors[0].shape == (2, 3)
     plain = np.zeros((2, 2), np.float32)
     assert not as_tensor(plain).is_shared() and as_tensor(plain).data_ptr() == plain.ctypes.data
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.fixture(scope="module")
+def two_stores(synthetic_store, second_store):
+    config = DataConfig(scheme="demo", num_workers=0)
+    samples = open_samples([synthetic_store, second_store], config)  # batches mix both stores
+    return samples, list(InMemorySource(samples, config, CPU).batches(np.arange(len(samples)), 1))
+
+
+def _expected(reference, order: np.ndarray, batch_size: int):
+    """The batches of ``order`` cut from single-sample in-memory batches (no upcoming, no shuffling)."""
+    by_position = {int(p[0]): b for p, b in reference}
+    out = []
+    for i in range(0, len(order), batch_size):
+        pos = order[i:i + batch_size]
+        stacked = {name: torch.cat([getattr(by_position[int(p)], name) for p in pos]) for name in FEATURE_ARRAYS}
+        out.append((pos, type(reference[0][1])(**{**vars(reference[0][1]), **stacked})))
+    return out
+
+
+def _source(kind: str, samples):
+    config = DataConfig(scheme="demo", num_workers=2 if kind == "stream_w2" else 0)
+    return InMemorySource(samples, config, CPU) if kind == "memory" else StreamingSource(samples, config, CPU)
+
+
+@pytest.mark.parametrize("kind", ["memory", "stream_w0", "stream_w2"])
+def test_reading_the_next_epoch_ahead_changes_no_batch(two_stores, kind):
+    samples, reference = two_stores
+    positions = np.arange(3, len(samples) - 2)
+    orders = epoch_orders(positions, 3, torch.Generator().manual_seed(7))
+    source = _source(kind, samples)
+    try:
+        for e, order in enumerate(orders):  # the trainer's call pattern
+            upcoming = orders[e + 1] if e + 1 < len(orders) else None
+            got = []
+            for pos, batch in source.batches(order, 8, upcoming=upcoming):
+                got.append((pos, batch))
+                if len(got) * 8 >= len(order) and upcoming is not None:  # the last batch is in use
+                    assert source.passes._ahead is not None and source.passes._ahead[0].tolist() == upcoming.tolist()
+            _assert_same_batches(_expected(reference, order, 8), got)
+            assert source.passes._ahead is None if upcoming is None else source.passes._ahead is not None
+        # the unshuffled pass, and a shuffled one drawn by the source, match the in-memory batches
+        g_memory, g_source = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        memory = InMemorySource(samples, DataConfig(scheme="demo"), CPU)
+        _assert_same_batches(list(memory.batches(positions, 5, g_memory)), list(source.batches(positions, 5, g_source)))
+        _assert_same_batches(_expected(reference, positions, 5), list(source.batches(positions, 5)))
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+
+
+def test_the_next_epoch_is_read_while_the_last_batch_is_in_use(two_stores):
+    samples, reference = two_stores
+    source = _source("stream_w0", samples)
+    calls = []
+    read = source.reader
+    source.reader = lambda positions: (calls.append(np.asarray(positions).tolist()), read(positions))[1]
+    first, second = np.arange(0, 20), np.arange(40, 20, -1)
+    for i, _ in enumerate(source.batches(first, 8, upcoming=second)):
+        if i == 2:  # the last batch of the epoch is in use
+            assert _wait_for(lambda: second[:8].tolist() in calls)
+    _assert_same_batches(_expected(reference, second, 8), list(source.batches(second, 8)))
+    chunks = [second[i:i + 8].tolist() for i in range(0, len(second), 8)]
+    assert [c for c in calls if c in chunks] == chunks  # each batch read once: the reads ahead were used
+    source.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "stream_w0", "stream_w2"])
+def test_reads_ahead_for_another_pass_are_dropped(two_stores, kind):
+    samples, reference = two_stores
+    before = threading.active_count()
+    source = _source(kind, samples)
+    a, b = np.arange(0, 24), np.arange(24, 0, -1)
+    try:
+        list(source.batches(a, 8, upcoming=b))
+        _assert_same_batches(_expected(reference, a, 8), list(source.batches(a, 8)))  # asks for other positions
+        list(source.batches(a, 8, upcoming=b))
+        _assert_same_batches(_expected(reference, b, 6), list(source.batches(b, 6)))  # another batch size
+        list(source.batches(a, 8, upcoming=b))
+        shuffled = list(source.batches(b, 8, torch.Generator().manual_seed(1)))  # a shuffle of its own
+        order = b[torch.randperm(len(b), generator=torch.Generator().manual_seed(1)).numpy()]
+        _assert_same_batches(_expected(reference, order, 8), shuffled)
+        list(source.batches(a, 8, upcoming=b))
+        _assert_same_batches(_expected(reference, b.astype(np.int32), 8), list(source.batches(b.astype(np.int32), 8)))
+        assert source.passes._ahead is None
+        list(source.batches(a, 8, upcoming=b))  # left pending, then stopped
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+        else:
+            source.passes.drop()
+    if kind != "stream_w2":  # worker processes keep threads of their own until they are collected
+        assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("kind", ["memory", "stream_w0", "stream_w2"])
+def test_an_epoch_left_early_leaves_the_next_one_intact(two_stores, kind):
+    samples, reference = two_stores
+    orders = epoch_orders(np.arange(len(samples)), 4, torch.Generator().manual_seed(11))
+    source = _source(kind, samples)
+    try:
+        for pos, _ in source.batches(orders[0], 8, upcoming=orders[1]):
+            break  # before its reads ahead began
+        _assert_same_batches(_expected(reference, orders[1], 8), list(source.batches(orders[1], 8, upcoming=orders[2])))
+        for i, _ in enumerate(source.batches(orders[2], 8, upcoming=orders[3])):
+            if (i + 1) * 8 >= len(orders[2]):
+                break  # at the last batch: the next epoch's reads have begun
+        assert source.passes._ahead is not None
+        _assert_same_batches(_expected(reference, orders[3], 8), list(source.batches(orders[3], 8)))
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+
+
+def test_background_starts_at_once_and_stops_unstarted():
+    before = threading.active_count()
+    produced = []
+    stream = Background((produced.append(i) or i for i in range(100)), depth=2)
+    assert _wait_for(lambda: len(produced) >= 2)  # read ahead before any next()
+    stream.close()
+    assert threading.active_count() == before and len(produced) <= 4
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+def test_auto_workers_read_in_a_thread_on_the_cpu_and_explicit_counts_pass_through(monkeypatch):
+    assert resolve_workers("auto", torch.device("cpu")) == 0
+    assert resolve_workers(3, torch.device("cpu")) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(8)))
+    assert resolve_workers("auto", torch.device("cuda")) == DataConfig.AUTO_WORKERS
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    assert resolve_workers("auto", torch.device("cuda")) == 0

@@ -11,10 +11,12 @@ import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
 from stag_model.cli import main
-from stag_model.data import Normaliser, flip_horizontally, make_source, open_samples
+from stag_model.augment import flip_horizontally
+from stag_model.data import Normaliser, make_source, open_samples
 from stag_model.model import Stag
 from stag_model.protocols import make_folds
-from stag_model.train import MIXED_FIELDS, mix_batch, predict, resolve_device, run_folds
+from stag_model.train import (MIXED_FIELDS, WeightAverage, epoch_orders, mix_batch, predict, resolve_device,
+                               run_folds)
 
 
 def _run(samples, source, folds, seed, model="stag"):
@@ -161,3 +163,39 @@ def test_an_ensemble_predicts_the_mean_of_its_members(synthetic_store):
                      test_time_flip=configs["train"].test_time_flip) for m in members]
     np.testing.assert_allclose(pair.probabilities, np.mean(probs, 0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(pair.probabilities, single.probabilities)
+
+
+def test_epoch_orders_are_reproducible_permutations_that_differ_by_epoch():
+    positions = np.arange(10, 30)
+    orders = epoch_orders(positions, 3, torch.Generator().manual_seed(5))
+    assert len(orders) == 3 and all(sorted(o.tolist()) == positions.tolist() for o in orders)
+    assert not np.array_equal(orders[0], orders[1])
+    again = epoch_orders(positions, 3, torch.Generator().manual_seed(5))
+    assert all(np.array_equal(a, b) for a, b in zip(orders, again))
+
+
+def test_weight_average_follows_the_ema_formula_and_in_use_restores_the_weights():
+    model = torch.nn.Linear(2, 1)
+    start = model.weight.detach().clone()
+    average = WeightAverage(model, decay=0.75)
+    with torch.no_grad():
+        model.weight.add_(4.0)
+    average.update(model)  # the first update copies the weights; the second averages
+    with torch.no_grad():
+        model.weight.add_(4.0)
+    average.update(model)
+    with average.in_use(model):
+        torch.testing.assert_close(model.weight, 0.75 * (start + 4.0) + 0.25 * (start + 8.0))
+    torch.testing.assert_close(model.weight, start + 8.0)
+    off = WeightAverage(model, decay=0.0)
+    off.update(model)
+    with off.in_use(model):
+        torch.testing.assert_close(model.weight, start + 8.0)
+
+
+def test_a_weight_average_is_what_the_fold_keeps(synthetic_store):
+    *_, plain, averaged = _first_fold_plain_and_variant(synthetic_store, ema_decay=0.9)
+    assert not np.allclose(plain.probabilities, averaged.probabilities)
+    *_, plain, nearly_last = _first_fold_plain_and_variant(synthetic_store, ema_decay=1e-9)  # average = last step
+    for k, v in plain.state_dict.items():
+        torch.testing.assert_close(nearly_last.state_dict[k], v, rtol=1e-5, atol=1e-6)

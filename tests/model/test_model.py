@@ -154,6 +154,18 @@ def test_focal_loss_is_cross_entropy_at_gamma_zero_and_smaller_otherwise():
     torch.testing.assert_close(focal_loss(torch.zeros(1, 2), torch.tensor([1]), 2.0), torch.tensor(0.25 * 0.6931472))
 
 
+def test_label_smoothing_matches_torch_and_spreads_the_target():
+    g = torch.Generator().manual_seed(1)
+    logits, targets = torch.randn(16, 4, generator=g), torch.randint(0, 4, (16,), generator=g)
+    torch.testing.assert_close(focal_loss(logits, targets, 0.0, smoothing=0.1),
+                               F.cross_entropy(logits, targets, label_smoothing=0.1))
+    # hand value: two classes, uniform logits -> every term is log 2 whatever the smoothing
+    torch.testing.assert_close(focal_loss(torch.zeros(1, 2), torch.tensor([0]), 0.0, smoothing=0.3),
+                               torch.tensor(0.6931472))
+    confident = torch.tensor([[8.0, 0.0, 0.0]])  # a right, confident prediction costs more when smoothed
+    assert focal_loss(confident, torch.tensor([0]), 0.0, smoothing=0.1) > focal_loss(confident, torch.tensor([0]), 0.0)
+
+
 def test_ststnet_shapes_and_apex_frame_choice(make_batch):
     config = StstnetConfig()
     model = Ststnet(config, N_CLASSES).eval()
