@@ -21,6 +21,12 @@ The demo frames are generated before anything is timed.
 
     python benchmarks/ingest_runs.py                        # real clips + the 50-clip demo, workers 1 and 2
     python benchmarks/ingest_runs.py --datasets demo --demo-subjects 1 --demo-clips-per-emotion 1
+    python benchmarks/ingest_runs.py --datasets real --pairs-per-task 0 --no-naive --name smoke_nosplit
+
+``--pairs-per-task`` / ``--split-min-share`` set the run's ``execution`` section
+(how long clips are split into TV-L1 pair tasks; PipelineConfig defaults when
+absent) through a pipeline YAML passed with ``--config``: execution-only, so
+the store and its config hash are those of the default run.
 """
 from __future__ import annotations
 
@@ -68,11 +74,14 @@ def _parse_cli(text: str) -> dict:
     return out
 
 
-def run_stag(catalog: Path, dataset: str, workers: int | None, env: dict, server: list) -> dict:
+def run_stag(catalog: Path, dataset: str, workers: int | None, env: dict, server: list,
+             config: Path | None = None) -> dict:
     """One stag-ingest command: wall time, memory, parsed summary, and CPU seconds by process: the
     command's own process (flow engine, Dask scheduler and nannies), its descendants (Dask workers)
-    and the Prefect server (``server``: its processes)."""
+    and the Prefect server (``server``: its processes). ``config``: a pipeline YAML (--config)."""
     cmd = [sys.executable, "-m", "flows.cli", "--catalog", str(catalog), "--dataset", dataset]
+    if config is not None:
+        cmd += ["--config", str(config)]
     if workers:
         cmd += ["--workers", str(workers)]
     server_before = process_cpu_s(server)
@@ -99,6 +108,20 @@ def run_naive(jobs: list[str], kind: str, out: Path, pipeline: dict, env: dict) 
     return {"wall_s": run.wall_s, "peak_tree_rss_mb": run.peak_tree_rss_mb, **total, "per_clip": lines[:-1]}
 
 
+def execution_config(entry, folder: Path, execution: dict) -> Path | None:
+    """A pipeline YAML: the entry's config with ``execution`` overrides (None when there are none)."""
+    import yaml
+
+    from stag_features.ingest_steps import entry_pipeline_config
+
+    if not execution:
+        return None
+    config = entry_pipeline_config(entry).with_overrides(execution=execution)
+    path = folder / f"pipeline_{entry.name}.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False))
+    return path
+
+
 def demo_jobs(entry) -> tuple[list[str], list]:
     """Naive jobs ``folder:onset:offset+1`` for every demo record (the range stag analyses)."""
     from stag_features.adapters import load_dataset
@@ -118,7 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive reference")
     parser.add_argument("--scratch", type=Path, default=None)
     parser.add_argument("--name", default="ingest_runs")
+    parser.add_argument("--pairs-per-task", type=int, default=None,
+                        help="execution.pairs_per_task (TV-L1 pairs per task of a split clip; 0: never split)")
+    parser.add_argument("--split-min-share", type=float, default=None,
+                        help="execution.split_min_share (split clips of at least this share of a worker's work)")
     args = parser.parse_args(argv)
+    execution = {k: v for k, v in (("pairs_per_task", args.pairs_per_task),
+                                   ("split_min_share", args.split_min_share)) if v is not None}
 
     from schemas.catalog import load_catalog
     from stag_features.ingest_steps import entry_pipeline_config
@@ -149,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in args.datasets:
             entry = entries[dataset]
             pipeline = entry_pipeline_config(entry).model_dump(mode="json", by_alias=True)
+            config = execution_config(entry, scratch, execution)
             kind, jobs, n_clips = naive_jobs[dataset]
             res: dict = {"clips": n_clips, "runs": {}}
             if not args.no_naive:
@@ -160,11 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"workers_{workers}" if workers else "threads"
                 shutil.rmtree(entry.store, ignore_errors=True)
                 print(f"[{dataset}] stag {label}: first run ...", flush=True)
-                first = run_stag(catalog, dataset, workers, env, server)
+                first = run_stag(catalog, dataset, workers, env, server, config)
                 print(f"    {first['wall_s']:.1f} s (flow {first.get('flow_s', float('nan')):.1f} s, "
                       f"ok {first.get('ok')}, failed {first.get('failed')})", flush=True)
                 print(f"[{dataset}] stag {label}: rerun (cached) ...", flush=True)
-                rerun = run_stag(catalog, dataset, workers, env, server)
+                rerun = run_stag(catalog, dataset, workers, env, server, config)
                 print(f"    {rerun['wall_s']:.1f} s (skipped {rerun.get('skipped')})", flush=True)
                 res["runs"][label] = {"first": first, "rerun": rerun,
                                       "rerun_fraction_wall": rerun["wall_s"] / first["wall_s"],
@@ -202,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, run in res["runs"].items():
             print(f"{dataset}: {label} rerun = {run['rerun_fraction_wall']:.1%} of the first run (wall), "
                   f"{run['rerun_fraction_flow']:.1%} (flow)")
-    write_results(args.name, {"datasets": results, "startup": startup, "scratch": str(scratch)}, load, notes=[
+    write_results(args.name, {"datasets": results, "startup": startup, "scratch": str(scratch),
+                              "execution": execution or "PipelineConfig defaults"}, load, notes=[
         "wall_s: whole command in a fresh process; flow_s: the flow's own reported time",
         "naive: benchmarks/naive_reference.py, TV-L1 onset -> every frame, same TV-L1 parameters and crop size",
         "stag: python -m flows.cli (stag-ingest) with --workers N: a local Dask cluster of N processes, "

@@ -6,8 +6,10 @@ pipeline (OpenCV, dlib, zarr, Prefect) before its first sample. ``EarlyCluster``
 starts the cluster in a background thread as soon as the command knows there
 is work, and each worker imports the pipeline while it starts
 (``WORKER_PRELOAD``), so that both start-ups overlap instead of following each
-other. The flow then runs on it through its address. No Prefect import here:
-the command's fast path must not pay for one.
+other; once registered, each worker loads the default landmark model in the
+background while the flow still plans (``flows.worker_preload``). The flow then
+runs on it through its address. No Prefect import here: the command's fast
+path must not pay for one.
 """
 from __future__ import annotations
 

@@ -11,9 +11,13 @@ Batches (``guided_batches``): longest clips first, large batches first and
 single samples last, sized for the runner's parallelism. A task costs ~0.1 s
 of CPU in the flow process, the Dask worker and the Prefect server (Prefect
 serialises its settings context per submission), which one task per sample
-paid on every clip. Only transient I/O errors are retried, per sample, inside
-its batch; a sample that fails for any other reason is recorded in the store
-and the run goes on.
+paid on every clip. With more than one worker, the clips that are a large share
+of a worker's work (``split_costliest``, ``PipelineConfig.execution``) are
+split instead: a prepare task, tasks of a few TV-L1 pairs each and a finish
+task that writes the sample (``stag_features.sample_ingest``); they are
+submitted first, longest clip first, the batches of short clips after them.
+Only transient I/O errors are retried, per sample, inside its task; a sample
+that fails for any other reason is recorded in the store and the run goes on.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.runtime import task_run
@@ -33,14 +38,16 @@ from flows.cluster import local_cluster_kwargs, started_cluster
 from schemas.catalog import DatasetEntry
 from schemas.pipeline_config import PipelineConfig
 from stag_features.ingest_plan import RunSummary, SampleOutcome, guided_batches
-from stag_features.ingest_steps import (
-    IngestPlan,
-    WorkItem,
+from stag_features.ingest_steps import IngestPlan, WorkItem, prepare_ingest, resolve_dataset, uses_flow_images
+from stag_features.sample_ingest import (
+    clips_to_split,
+    finish_split,
     ingest_sample_with_retries,
-    prepare_ingest,
+    pair_chunk_count,
+    prepare_split,
     record_dead_batch,
-    resolve_dataset,
-    uses_flow_images,
+    split_pairs,
+    work_cost,
 )
 
 # Prefect's thread pool is unbounded by default: one thread per core keeps CPU-bound
@@ -66,6 +73,34 @@ def ingest_batch_task(store: str, items: list[WorkItem], config_json: str) -> li
     return [ingest_sample_with_retries(store, item, config) for item in items]
 
 
+def _split_run_name() -> str:
+    params = task_run.parameters
+    part = f"pairs-{params['chunk']}" if "chunk" in params else ("finish" if "parts" in params else "prepare")
+    return f"ingest-{params['item'].sample_id}-{part}"
+
+
+# split-clip tasks hand arrays (aligned crops, flow) to each other: no cache key over them, no persisted result
+_SPLIT_TASK = {"task_run_name": _split_run_name, "cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="clip-prepare", **_SPLIT_TASK)
+def prepare_clip_task(store: str, item: WorkItem, config_json: str):
+    """A split clip's decode, landmarks, alignment and motion (or its recorded failure)."""
+    return prepare_split(store, item, PipelineConfig.model_validate_json(config_json))
+
+
+@task(name="clip-pairs", **_SPLIT_TASK)
+def clip_pairs_task(store: str, item: WorkItem, prepared, chunk: int, config_json: str):
+    """TV-L1 and strain of one chunk of a split clip's pairs."""
+    return split_pairs(store, item, prepared, chunk, PipelineConfig.model_validate_json(config_json))
+
+
+@task(name="clip-finish", **_SPLIT_TASK)
+def finish_clip_task(store: str, item: WorkItem, prepared, parts: list, config_json: str) -> list[SampleOutcome]:
+    """ROIs, AUs, graph and the write of a split clip: its outcome (a one-item list, like a batch's)."""
+    return [finish_split(store, item, prepared, parts, PipelineConfig.model_validate_json(config_json))]
+
+
 def _parallelism() -> int:
     """How many tasks the run's task runner executes at once (Dask: its worker threads)."""
     runner = FlowRunContext.get().task_runner
@@ -75,13 +110,28 @@ def _parallelism() -> int:
     return min(getattr(runner, "_max_workers", DEFAULT_THREADS), DEFAULT_THREADS)
 
 
-def _run_batches(plan: IngestPlan, config_json: str, logger) -> list[SampleOutcome]:
-    """Submit the plan's work in batches; outcomes as batches finish (progress in the log)."""
+def _submit_split(plan: IngestPlan, items: list[WorkItem], config: PipelineConfig, config_json: str) -> list:
+    """The tasks of each split clip, prepares first (longest clip first), then pair chunks, then
+    finishes, so that a worker waits on nothing earlier work does not already hold: the finish futures."""
+    prepared = [prepare_clip_task.submit(plan.store, item, config_json) for item in items]
+    parts = [[clip_pairs_task.submit(plan.store, item, clip, chunk, config_json)
+              for chunk in range(pair_chunk_count(config))] for item, clip in zip(items, prepared)]
+    return [finish_clip_task.submit(plan.store, item, clip, chunks, config_json)
+            for item, clip, chunks in zip(items, prepared, parts)]
+
+
+def _run_batches(plan: IngestPlan, config: PipelineConfig, logger) -> list[SampleOutcome]:
+    """Submit the plan's work: long clips split, the others in batches; outcomes as tasks finish
+    (progress in the log)."""
     if not plan.work:
         return []  # no task: a Dask cluster is not even started
-    batches = guided_batches(plan.work, _parallelism(), cost=lambda item: item.frames + 1)
-    futures = [ingest_batch_task.submit(plan.store, batch, config_json) for batch in batches]
-    by_id = {future.task_run_id: batch for future, batch in zip(futures, batches)}
+    config_json = config.model_dump_json(by_alias=True)
+    parallelism = _parallelism()
+    whole, split = clips_to_split(plan.work, parallelism, config)
+    batches = guided_batches(whole, parallelism, cost=work_cost)
+    futures = _submit_split(plan, split, config, config_json)
+    futures += [ingest_batch_task.submit(plan.store, batch, config_json) for batch in batches]
+    by_id = {future.task_run_id: batch for future, batch in zip(futures, [[item] for item in split] + batches)}
     outcomes: list[SampleOutcome] = []
     for future in as_completed(futures):
         batch = by_id[future.task_run_id]
@@ -109,8 +159,7 @@ def ingest_dataset(catalog: str, dataset: str, force: bool = False, config_path:
     plan = prepare_task(entry, config.model_dump_json(by_alias=True), force, only)
     logger.info("store %s (%s): %d samples to compute, %d settled without computing, %d bad sheet rows",
                 plan.store, plan.store_state, len(plan.work), len(plan.decided), plan.bad_rows)
-    config_json = config.model_dump_json(by_alias=True)
-    outcomes = _run_batches(plan, config_json, logger)
+    outcomes = _run_batches(plan, config, logger)
     summary = RunSummary(dataset, plan.store, plan.decided + outcomes, plan.bad_rows, time.perf_counter() - started)
     return _report(summary, dataset)
 

@@ -103,6 +103,20 @@ def guided_batches(items: Sequence[T], parallelism: int, cost: Callable[[T], flo
     return batches
 
 
+def split_costliest(items: Sequence[T], parallelism: int, cost: Callable[[T], float],
+                    min_share: float) -> tuple[list[T], list[T]]:
+    """(kept whole, split): the items whose cost is at least ``min_share`` of one worker's share
+    of the total cost (total / ``parallelism``), costliest first, are split into several tasks;
+    with one worker nothing is. Both lists keep the input order among equal costs."""
+    total = sum(cost(item) for item in items)
+    if parallelism <= 1 or total <= 0:
+        return list(items), []
+    threshold = min_share * total / parallelism
+    split = sorted((item for item in items if cost(item) >= threshold), key=cost, reverse=True)
+    chosen = {id(item) for item in split}
+    return [item for item in items if id(item) not in chosen], split
+
+
 @dataclass(frozen=True)
 class SampleOutcome:
     """The result of one sample's task: small enough for Prefect to persist."""

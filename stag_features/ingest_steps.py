@@ -1,7 +1,7 @@
 """The steps of ingesting one catalog dataset, as plain functions (flows/ wires them).
 
     plan = prepare_ingest(entry, config, force)        # adapter, store, slots, skip decisions
-    outcome = ingest_sample(plan.store, item, config)   # one per sample, in any process
+    outcome = ingest_sample(plan.store, item, config)   # one per sample, in any process (sample_ingest)
     summary = RunSummary(..., plan.decided + outcomes)
 
 ``prepare_ingest`` records every bad annotation row in the store at once (a
@@ -11,8 +11,6 @@ they travel between Prefect tasks, Dask workers and result storage.
 """
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +21,6 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
-from stag_features.errors import SampleError
 from stag_features.ingest_plan import SampleOutcome, input_hashes, needs_compute
 from stag_features.store import (
     StoreIdentity,
@@ -32,15 +29,9 @@ from stag_features.store import (
     ensure_store,
     record_failure,
     slot_states,
-    write_sample,
 )
 
 PRODUCER = "pipeline"
-# I/O errors that a retry cannot fix: recorded at once (other OSErrors: ingest_sample_with_retries)
-PERMANENT_IO_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
-IO_RETRIES = 2  # transient OSErrors of one sample: tries after the first
-IO_RETRY_DELAY_S = 2
-_BACKENDS = threading.local()
 FLOW_UNITS = "px at the aligned crop size (align.crop_size)"
 
 
@@ -126,23 +117,10 @@ def pipeline_layout(config: PipelineConfig, schemes: dict[str, tuple[str, ...]])
 def pipeline_identity(entry: DatasetEntry, config: PipelineConfig) -> StoreIdentity:
     """What a pipeline store of ``entry`` is built from."""
     return StoreIdentity(
-        dataset=entry.name, producer=PRODUCER, config=config.model_dump(mode="json", by_alias=True),
+        dataset=entry.name, producer=PRODUCER, config=config.provenance(),
         config_hash=config.config_hash(), layout=pipeline_layout(config, dataset_schemes(entry)),
         store_config=config.store, flow_units=FLOW_UNITS,
     )
-
-
-def cached_backend(config: PipelineConfig):
-    """The landmark backend for ``config.face``, built once per thread (loading a model takes ~1 s)."""
-    from stag_features.face import make_backend
-
-    key = config.face.model_dump_json()
-    cache = getattr(_BACKENDS, "by_config", None)
-    if cache is None:
-        cache = _BACKENDS.by_config = {}
-    if key not in cache:
-        cache[key] = make_backend(config.face)
-    return cache[key]
 
 
 def stale_reason(entry: DatasetEntry, config: PipelineConfig) -> str | None:
@@ -280,72 +258,3 @@ def settled_plan(entry: DatasetEntry, config: PipelineConfig) -> IngestPlan | No
                if r.sample_id in sheet.rejected else SampleOutcome(r.sample_id, "skipped") for r in sheet.records]
     return IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state="opened",
                       decided=decided, bad_rows=sheet.bad_rows)
-
-
-def ingest_sample(store: str, item: WorkItem, config: PipelineConfig, backend=None) -> SampleOutcome:
-    """Compute one sample and commit it, or record why it failed. Raises only OSError (transient I/O).
-
-    A SampleError (bad input) is recorded as such; any other exception is a
-    bug in a stage, recorded under stage ``unexpected`` with its type, so one
-    sample never stops the run.
-    """
-    from stag_features.sample_pipeline import extract_sample
-
-    record = SampleRecord.model_validate_json(item.record_json)
-    try:
-        features = extract_sample(record, config, backend=backend or cached_backend(config))
-    except SampleError as exc:
-        record_failure(store, item.slot, item.sample_id, exc.stage, exc.reason, item.input_hash)
-        return SampleOutcome(item.sample_id, "failed", exc.stage, exc.reason)
-    except PERMANENT_IO_ERRORS as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        record_failure(store, item.slot, item.sample_id, "decode", reason, item.input_hash)
-        return SampleOutcome(item.sample_id, "failed", "decode", reason)
-    except (OSError, MemoryError):
-        raise  # transient I/O: the caller may retry
-    except Exception as exc:  # noqa: BLE001 - recorded, never swallowed silently
-        reason = f"{type(exc).__name__}: {exc}"
-        record_failure(store, item.slot, item.sample_id, "unexpected", reason, item.input_hash)
-        return SampleOutcome(item.sample_id, "failed", "unexpected", reason)
-    try:
-        write_sample(store, item.slot, features, item.input_hash)
-    except SampleError as exc:
-        record_failure(store, item.slot, item.sample_id, exc.stage, exc.reason, item.input_hash)
-        return SampleOutcome(item.sample_id, "failed", exc.stage, exc.reason)
-    return SampleOutcome(item.sample_id, "ok", timings=dict(features.timings))
-
-
-def ingest_sample_with_retries(store: str, item: WorkItem, config: PipelineConfig) -> SampleOutcome:
-    """ingest_sample, retrying the OSErrors it lets through (transient I/O) IO_RETRIES times
-    IO_RETRY_DELAY_S apart; then, or on MemoryError, the failure is recorded under stage "io"."""
-    attempt = 0
-    while True:
-        try:
-            return ingest_sample(store, item, config)
-        except OSError as exc:
-            if attempt < IO_RETRIES:
-                attempt += 1
-                time.sleep(IO_RETRY_DELAY_S)
-                continue
-            reason = f"{type(exc).__name__}: {exc} (after {IO_RETRIES} retries)"
-        except MemoryError as exc:
-            reason = f"MemoryError: {exc}"
-        record_failure(store, item.slot, item.sample_id, "io", reason, item.input_hash)
-        return SampleOutcome(item.sample_id, "failed", "io", reason)
-
-
-def record_dead_batch(plan: IngestPlan, items: list[WorkItem], exc: BaseException) -> list[SampleOutcome]:
-    """Outcomes of a batch whose task died (a killed worker, say): a sample the store holds committed
-    with this run's input and config hashes counts as ok; the others are recorded as failed."""
-    states = slot_states(plan.store)
-    outcomes = []
-    for item in items:
-        state = states.get(item.sample_id)
-        if state is not None and state.committed and (state.input_hash, state.config_hash) == (
-                item.input_hash, plan.config_hash):
-            outcomes.append(SampleOutcome(item.sample_id, "ok"))
-            continue
-        reason = f"{type(exc).__name__}: {exc} (its task failed)"
-        record_failure(plan.store, item.slot, item.sample_id, "io", reason, item.input_hash)
-        outcomes.append(SampleOutcome(item.sample_id, "failed", "io", reason))
-    return outcomes

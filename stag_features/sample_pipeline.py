@@ -18,6 +18,17 @@ Positions along the analysed frames run 0..T-1 with the onset at 0. The
 annotated apex (when the sheet has one) drives frame selection; the estimated
 apex is stored beside it for comparison. Bad input raises ``SampleError``
 naming the sample, the stage and what is wrong.
+
+The chain runs in three parts, so that an ingest can spread one long clip's
+TV-L1 pairs over several tasks (``extract_sample`` runs them in sequence):
+
+  prepare_sample  decode, face, align, motion, apex landmarks -> ``PreparedClip``
+                  (the aligned onset crop and the K selected crops)
+  flow_pairs      tvl1 + strain for some of the selected frames -> ``PairFlows``
+  finish_sample   rois, aus, graph over all the pairs -> ``SampleFeatures``
+
+Each TV-L1 pair is independent of the others (a solver keeps no state between
+pairs), so any split of the pairs gives byte-identical features.
 """
 from __future__ import annotations
 
@@ -26,6 +37,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -135,9 +147,64 @@ def frame_numbers(record: SampleRecord, positions: np.ndarray) -> np.ndarray:
     return positions.astype(np.int32)
 
 
-def extract_sample(record: SampleRecord, config: PipelineConfig, backend: LandmarkBackend | None = None,
-                   frames: np.ndarray | Sequence[np.ndarray] | None = None) -> SampleFeatures:
-    """Run the whole chain for one sample; see the module docstring for the stages."""
+
+@dataclass
+class PreparedClip:
+    """A clip after ``prepare_sample``: everything measured over all its frames, and the aligned
+    onset crop with the K selected crops, all that the TV-L1 pairs and ``finish_sample`` need."""
+
+    record: SampleRecord
+    input_hash: str
+    frame_numbers: np.ndarray  # (T,) int32
+    motion_curve: np.ndarray  # (T,) float32
+    ranked_frames: np.ndarray  # (T,) int32
+    head_motion: np.ndarray  # (T,) float32
+    apex_estimated: int
+    apex_annotated: int
+    selected_frames: np.ndarray  # (K,) int32 positions 0..T-1
+    onset_crop: np.ndarray  # (H, W) uint8
+    selected_crops: np.ndarray  # (K, H, W) uint8
+    landmarks_onset: np.ndarray  # (68, 2) float32
+    landmarks_apex: np.ndarray  # (68, 2) float32
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sample_id(self) -> str:
+        return self.record.sample_id
+
+    @property
+    def n_pairs(self) -> int:
+        """TV-L1 pairs of the clip: onset -> each selected frame."""
+        return len(self.selected_frames)
+
+
+@dataclass
+class PairFlows:
+    """TV-L1 flow and strain of the selected frames ``first``..``first + len(flow) - 1`` of a clip."""
+
+    sample_id: str
+    first: int
+    flow: np.ndarray  # (n, 2, H, W) float32
+    strain: np.ndarray  # (n, H, W) float32
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# SampleFeatures fields that PreparedClip holds under the same name
+_CARRIED_FIELDS = ("record", "input_hash", "frame_numbers", "motion_curve", "ranked_frames", "head_motion",
+                   "apex_estimated", "apex_annotated", "selected_frames", "landmarks_onset", "landmarks_apex")
+
+
+def _merged(*timings: dict[str, float]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for part in timings:
+        for name, seconds in part.items():
+            total[name] = total.get(name, 0.0) + seconds
+    return total
+
+
+def prepare_sample(record: SampleRecord, config: PipelineConfig, backend: LandmarkBackend | None = None,
+                   frames: np.ndarray | Sequence[np.ndarray] | None = None) -> PreparedClip:
+    """Decode, face, align, motion and the apex landmarks: the part of the chain before TV-L1."""
     sid = record.sample_id
     stage = _Stages(sid)
     configure_opencv_threads(config.tvl1)  # one OpenCV thread per process (default): parallelism is per process
@@ -160,10 +227,6 @@ def extract_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
             apex_annotated = int(matches[0])
         apex = apex_annotated if apex_annotated >= 0 else motion.apex
         selected = select_frames(motion.ranked, apex, config.selection, onset=0, excluded=no_face)
-    with stage("tvl1"):
-        flow = tvl1_flows_from_onset(crops[0], crops[selected], config.tvl1)
-    with stage("strain"):
-        strain = optical_strain(flow)
     with stage("face"):
         try:
             landmarks_apex = np.asarray(landmarks_on_crop(crops[apex], backend, sid, config.align), np.float32)
@@ -173,21 +236,9 @@ def extract_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
             log.warning("sample %s: no face on the aligned apex crop (position %d); onset landmarks stored "
                         "as apex landmarks (face.missing_face='skip')", sid, apex)
             landmarks_apex = np.asarray(aligned.landmarks_onset, dtype=np.float32)
-    with stage("rois"):
-        names = list(roi_names(config.rois))
-        boxes = np.asarray(roi_boxes(aligned.landmarks_onset, config.rois, config.align.crop_size), dtype=np.float32)
-        patches, stats = roi_features(flow, boxes, config.roi_features)
-    with stage("aus"):
-        iod = inter_ocular_distance(aligned.landmarks_onset, config.rois)
-        activations, au_warnings = flow_au_cue(flow, boxes, names, aligned.landmarks_onset, iod, config.aus)
-        for warning in au_warnings:  # an AU without ROIs in this ROI set keeps activation 0
-            log.warning("sample %s: %s", sid, warning)
-        truth = au_truth_vector(record, config.aus)
-    with stage("graph"):
-        acts = au_roi_sets(names, config.aus, au_roi_indices(config.rois))
-        weights = dynamic_edge_weights(activations, config.aus.aus, static_edges(config.rois), acts, config.graph)
-    return SampleFeatures(
+    return PreparedClip(
         record=record,
+        input_hash=input_hash,
         frame_numbers=frame_numbers(record, positions),
         motion_curve=motion.curve.astype(np.float32),
         ranked_frames=motion.ranked.astype(np.int32),
@@ -195,17 +246,73 @@ def extract_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
         apex_estimated=int(motion.apex),
         apex_annotated=apex_annotated,
         selected_frames=selected.astype(np.int32),
-        flow=flow.astype(np.float32),
-        strain=strain.astype(np.float32),
-        onset_face=np.asarray(crops[0], dtype=np.uint8),
+        onset_crop=np.asarray(crops[0], dtype=np.uint8),
+        selected_crops=np.asarray(crops[selected]),
         landmarks_onset=np.asarray(aligned.landmarks_onset, dtype=np.float32),
         landmarks_apex=landmarks_apex,
+        timings=stage.timings,
+    )
+
+
+def flow_pairs(prepared: PreparedClip, config: PipelineConfig, first: int = 0, count: int | None = None) -> PairFlows:
+    """TV-L1 flow onset -> selected frames ``first``..``first + count - 1`` (all from ``first`` when
+    ``count`` is None; clipped to the clip's pairs, so a range past the end gives no pairs) and their strain."""
+    stage = _Stages(prepared.sample_id)
+    configure_opencv_threads(config.tvl1)
+    start = min(max(first, 0), prepared.n_pairs)
+    stop = prepared.n_pairs if count is None else min(prepared.n_pairs, start + max(count, 0))
+    with stage("tvl1"):
+        flow = tvl1_flows_from_onset(prepared.onset_crop, prepared.selected_crops[start:stop], config.tvl1)
+    with stage("strain"):
+        strain = optical_strain(flow)
+    return PairFlows(prepared.sample_id, start, flow.astype(np.float32), strain.astype(np.float32), stage.timings)
+
+
+def _joined_pairs(prepared: PreparedClip, pairs: Sequence[PairFlows]) -> tuple[np.ndarray, np.ndarray]:
+    """(flow, strain) of every pair in selection order; the parts must cover each pair exactly once."""
+    ordered = sorted(pairs, key=lambda p: p.first)
+    covered = [i for p in ordered for i in range(p.first, p.first + len(p.flow))]
+    if not ordered or covered != list(range(prepared.n_pairs)):
+        raise ValueError(f"the flow parts cover selected frames {covered}, not 0..{prepared.n_pairs - 1} once each")
+    return np.concatenate([p.flow for p in ordered]), np.concatenate([p.strain for p in ordered])
+
+
+def finish_sample(prepared: PreparedClip, pairs: Sequence[PairFlows], config: PipelineConfig) -> SampleFeatures:
+    """ROIs, AU cue and graph over the flow of every pair: the clip's ``SampleFeatures``."""
+    sid = prepared.sample_id
+    stage = _Stages(sid)
+    with stage("tvl1"):
+        flow, strain = _joined_pairs(prepared, pairs)
+    with stage("rois"):
+        names = list(roi_names(config.rois))
+        boxes = np.asarray(roi_boxes(prepared.landmarks_onset, config.rois, config.align.crop_size), dtype=np.float32)
+        patches, stats = roi_features(flow, boxes, config.roi_features)
+    with stage("aus"):
+        iod = inter_ocular_distance(prepared.landmarks_onset, config.rois)
+        activations, au_warnings = flow_au_cue(flow, boxes, names, prepared.landmarks_onset, iod, config.aus)
+        for warning in au_warnings:  # an AU without ROIs in this ROI set keeps activation 0
+            log.warning("sample %s: %s", sid, warning)
+        truth = au_truth_vector(prepared.record, config.aus)
+    with stage("graph"):
+        acts = au_roi_sets(names, config.aus, au_roi_indices(config.rois))
+        weights = dynamic_edge_weights(activations, config.aus.aus, static_edges(config.rois), acts, config.graph)
+    return SampleFeatures(
+        **{name: getattr(prepared, name) for name in _CARRIED_FIELDS},
+        flow=flow,
+        strain=strain,
+        onset_face=prepared.onset_crop,
         roi_boxes=boxes,
         roi_patches=patches,
         roi_stats=stats,
         au_activations=activations.astype(np.float32),
         au_truth=truth,
         edge_weights=weights,
-        input_hash=input_hash,
-        timings=stage.timings,
+        timings=_merged(prepared.timings, *(p.timings for p in pairs), stage.timings),
     )
+
+
+def extract_sample(record: SampleRecord, config: PipelineConfig, backend: LandmarkBackend | None = None,
+                   frames: np.ndarray | Sequence[np.ndarray] | None = None) -> SampleFeatures:
+    """Run the whole chain for one sample: the three parts in sequence (see the module docstring)."""
+    prepared = prepare_sample(record, config, backend=backend, frames=frames)
+    return finish_sample(prepared, [flow_pairs(prepared, config)], config)

@@ -181,3 +181,53 @@ def test_real_casme2_frames_through_the_chain(shared_data):
     print(f"CASME II 001-010: motion curve max {features.motion_curve.max():.2f} px, TV-L1 mean |flow| "
           f"{magnitude.mean():.3f} px, AU cue max {features.au_activations.max():.2f} % IOD")
     assert features.motion_curve.max() < 2.0 and magnitude.mean() < 1.0
+
+
+@pytest.fixture(scope="module")
+def prepared_clip():
+    """One synthetic clip through ``prepare_sample`` (K = 5 at 96 px, fast TV-L1), with its config and
+    what ``extract_sample`` gives for it."""
+    from stag_features.sample_pipeline import prepare_sample
+    from stag_features.synthetic import make_dataset
+
+    clip = make_dataset(n_subjects=1, clips_per_emotion=1, seed=5)[0]
+    config = PipelineConfig().with_overrides(selection={"k": 5}, tvl1={"epsilon": 0.05}, align={"crop_size": 96})
+    backend = make_backend(config.face)
+    whole = extract_sample(synthetic_record(clip), config, backend=backend, frames=clip.frames)
+    prepared = prepare_sample(synthetic_record(clip), config, backend=backend, frames=clip.frames)
+    return prepared, config, whole
+
+
+def _assert_same_features(a: SampleFeatures, b: SampleFeatures) -> None:
+    for name, value in vars(a).items():
+        other = getattr(b, name)
+        if name == "timings":
+            assert set(value) == set(other)
+        elif isinstance(value, np.ndarray):
+            assert (value.dtype, value.shape) == (other.dtype, other.shape) and value.tobytes() == other.tobytes(), name
+        else:
+            assert value == other, name
+
+
+@pytest.mark.parametrize("per_task", [1, 2, 3, 5, 8])
+def test_split_parts_in_any_order_equal_extract_sample_byte_for_byte(prepared_clip, per_task):
+    from stag_features.sample_pipeline import finish_sample, flow_pairs
+
+    prepared, config, whole = prepared_clip
+    chunks = -(-config.selection.k // per_task)
+    parts = [flow_pairs(prepared, config, first=i * per_task, count=per_task) for i in range(chunks)]
+    assert sum(len(p.flow) for p in parts) == prepared.n_pairs == 5
+    _assert_same_features(finish_sample(prepared, parts[::-1], config), whole)
+
+
+def test_a_chunk_past_the_last_pair_is_empty_and_missing_or_repeated_pairs_are_refused(prepared_clip):
+    from stag_features.sample_pipeline import finish_sample, flow_pairs
+
+    prepared, config, _whole = prepared_clip
+    assert len(flow_pairs(prepared, config, first=7, count=2).flow) == 0
+    head, tail = flow_pairs(prepared, config, count=2), flow_pairs(prepared, config, first=3)
+    with pytest.raises(SampleError, match=r"cover selected frames \[0, 1, 3, 4\]") as missing:
+        finish_sample(prepared, [head, tail], config)
+    assert missing.value.stage == "tvl1"
+    with pytest.raises(SampleError, match="once each"):
+        finish_sample(prepared, [head, head, flow_pairs(prepared, config, first=2)], config)

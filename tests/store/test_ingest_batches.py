@@ -5,7 +5,7 @@ import pytest
 import zarr
 
 import flows.ingest as ingest_flow
-import stag_features.ingest_steps as ingest_steps
+import stag_features.sample_ingest as sample_ingest
 from stag_features.ingest_plan import SampleOutcome, guided_batches
 from stag_features.ingest_steps import IngestPlan, WorkItem
 from stag_features.store import slot_states
@@ -36,9 +36,9 @@ def _item(n: int) -> WorkItem:
 
 @pytest.fixture
 def no_delay(monkeypatch):
-    monkeypatch.setattr(ingest_steps, "IO_RETRY_DELAY_S", 0)
+    monkeypatch.setattr(sample_ingest, "IO_RETRY_DELAY_S", 0)
     recorded = []
-    monkeypatch.setattr(ingest_steps, "record_failure", lambda *args: recorded.append(args))
+    monkeypatch.setattr(sample_ingest, "record_failure", lambda *args: recorded.append(args))
     monkeypatch.setattr(ingest_flow.PipelineConfig, "model_validate_json", classmethod(lambda cls, _j: cls()))
     return recorded
 
@@ -54,11 +54,11 @@ def test_transient_io_errors_are_retried_per_sample_and_the_batch_goes_on(monkey
             raise ConnectionResetError("gone for good")
         return SampleOutcome(item.sample_id, "ok")
 
-    monkeypatch.setattr(ingest_steps, "ingest_sample", flaky)
+    monkeypatch.setattr(sample_ingest, "ingest_sample", flaky)
     outcomes = ingest_flow.ingest_batch_task.fn("store.zarr", [_item(1), _item(2), _item(3)], "{}")
     assert [(o.sample_id, o.status) for o in outcomes] == [("s/c1", "ok"), ("s/c2", "failed"), ("s/c3", "ok")]
-    assert calls == {"s/c1": 3, "s/c2": 1 + ingest_steps.IO_RETRIES, "s/c3": 1}
-    assert outcomes[1].stage == "io" and outcomes[1].reason.endswith(f"(after {ingest_steps.IO_RETRIES} retries)")
+    assert calls == {"s/c1": 3, "s/c2": 1 + sample_ingest.IO_RETRIES, "s/c3": 1}
+    assert outcomes[1].stage == "io" and outcomes[1].reason.endswith(f"(after {sample_ingest.IO_RETRIES} retries)")
     assert [(args[2], args[3]) for args in no_delay] == [("s/c2", "io")]  # recorded in the store
 
 
@@ -70,7 +70,7 @@ def test_a_dead_batch_keeps_what_it_committed_and_records_the_rest(threaded_demo
     zarr.open_group(str(store), mode="r+")["committed"][states[lost_id].slot] = False  # killed before its commit
     plan = IngestPlan(store=str(store), config_hash=states[done_id].config_hash, store_state="opened")
     items = [WorkItem(sid, states[sid].slot, "{}", states[sid].input_hash) for sid in (done_id, lost_id)]
-    outcomes = ingest_steps.record_dead_batch(plan, items, RuntimeError("worker killed"))
+    outcomes = sample_ingest.record_dead_batch(plan, items, RuntimeError("worker killed"))
     assert [(o.sample_id, o.status) for o in outcomes] == [(done_id, "ok"), (lost_id, "failed")]
     after = slot_states(store)
     assert after[done_id].committed and after[done_id].failure_stage == ""
