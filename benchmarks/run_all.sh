@@ -25,7 +25,7 @@ if [ -n "${SMOKE:-}" ]; then
     [selection_vs_all]="--clips --demo 2 --name smoke_selection_vs_all"
     [ingest_stages]="--clips face_noface_0_60 --demo 2 --name smoke_ingest_stages"
     [training_cost]="--folds 1 --epochs 2 --name smoke_training_cost"
-    [loader]="--stores composite --epochs 1 --name smoke_loader"
+    [loader]="--stores composite --epochs 2 --name smoke_loader"
     [store_codecs]="--samples 8 --repeats 1 --name smoke_store_codecs"
   )
 fi

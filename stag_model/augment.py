@@ -46,6 +46,11 @@ def shift_fields(b: StagBatch, shifts: torch.Tensor) -> StagBatch:
     return dataclasses.replace(b, flow=shift_maps(b.flow, shifts), strain=shift_maps(b.strain, shifts))
 
 
+def shift_roi_patches(b: StagBatch, shifts: torch.Tensor) -> StagBatch:
+    """The batch with every ROI flow patch (B, K, R, 2, P, P) of sample i shifted by shifts[i]."""
+    return dataclasses.replace(b, roi_patches=shift_maps(b.roi_patches, shifts))
+
+
 def flip_horizontally(b: StagBatch, which: torch.Tensor, graph: GraphSpec) -> StagBatch:
     """Mirror the samples where ``which`` (B,) is True: fields flip along x, u
     (and mean u, cos direction) change sign, left and right ROIs, their edges

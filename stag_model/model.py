@@ -18,8 +18,8 @@ The abstract (arXiv 2606.28083), sentence by sentence, and where it lives here:
    other"                                    -> `BidirectionalCrossAttention`.
 5. "fusion, then classification trained with focal loss"
                                              -> `Stag.classifier`, `Stag.criterion`
-                                                (`focal_loss`; gamma 0 by default,
-                                                i.e. class-weighted cross-entropy).
+                                                (`focal_loss`; gamma 0 and no class
+                                                weights by default, i.e. cross-entropy).
 
 Shapes: B batch, K selected frames, R ROIs, E undirected edges, A AUs,
 S ROI statistics, P ROI patch side, H W flow field, d = config.d_model.

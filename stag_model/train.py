@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
-from stag_model.augment import flip_horizontally, random_shifts, shift_fields
+from stag_model.augment import flip_horizontally, random_shifts, shift_fields, shift_roi_patches
 from stag_model.baselines import Ststnet
 from stag_model.data import Normaliser, StoreSamples
 from stag_model.metrics import classification_metrics
@@ -220,6 +220,8 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
             batch = flip_horizontally(batch, flips.to(device), source.graph)
             if data.shift_pixels:
                 batch = shift_fields(batch, random_shifts(len(pos), data.shift_pixels, generator).to(device))
+            if data.shift_roi_pixels:
+                batch = shift_roi_patches(batch, random_shifts(len(pos), data.shift_roi_pixels, generator).to(device))
             targets = torch.as_tensor([label_of[p] for p in pos.tolist()], device=device)
             with _autocast(device, train.amp):
                 if train.mixup_alpha > 0:

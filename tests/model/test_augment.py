@@ -5,7 +5,7 @@ import dataclasses
 
 import torch
 
-from stag_model.augment import random_shifts, shift_fields, shift_maps
+from stag_model.augment import random_shifts, shift_fields, shift_maps, shift_roi_patches
 
 
 def test_shift_moves_each_sample_by_its_own_offset_and_repeats_the_border():
@@ -36,3 +36,11 @@ def test_random_shifts_cover_the_range_reproducibly():
     s = random_shifts(4000, 2, torch.Generator().manual_seed(3))
     assert s.shape == (4000, 2) and set(s.unique().tolist()) == {-2, -1, 0, 1, 2}
     torch.testing.assert_close(s, random_shifts(4000, 2, torch.Generator().manual_seed(3)))
+
+
+def test_roi_patch_shift_moves_only_the_patches(make_batch):
+    b = make_batch(batch=2, frames=2)
+    moved = shift_roi_patches(b, torch.tensor([[1, 0], [0, 0]]))
+    torch.testing.assert_close(moved.roi_patches[0, ..., 1:, :], b.roi_patches[0, ..., :-1, :])  # every ROI, u and v
+    torch.testing.assert_close(moved.roi_patches[1], b.roi_patches[1])
+    assert moved.flow is b.flow and moved.roi_stats is b.roi_stats
