@@ -286,7 +286,9 @@ def section_loader(doc: dict) -> list[str]:
     if read_ahead:
         out.append("The trainer draws every epoch's order up front and passes the next one to the source "
                    "(`upcoming`), which begins reading it while the last step of the epoch before runs; only the "
-                   "first epoch's first batch (after the normaliser's pass) is not read ahead.")
+                   "first epoch's first batch (after the normaliser's pass) is not read ahead. On the CPU the trainer "
+                   "streams with 0 workers by default (`DataConfig.num_workers = auto`): worker processes take cores "
+                   "from the training step on a 2-core machine (stream_w2).")
     else:
         out.append("Recorded before cross-epoch read-ahead: each epoch's first batch was read when the epoch began.")
     for r in rows:

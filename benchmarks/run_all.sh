@@ -16,7 +16,7 @@ declare -A ARGS=(
   [selection_vs_all]=""
   [ingest_stages]=""
   [training_cost]="--folds 3 --epochs 40"
-  [loader]="--pipeline-samples 96"
+  [loader]="--pipeline-samples 96 --epochs 6"
   [store_codecs]=""
 )
 if [ -n "${SMOKE:-}" ]; then
