@@ -1,0 +1,59 @@
+"""Shared pieces of the BENCHMARKS.md renderer (`benchmarks/report.py`): the
+targets of issue 8, reading a results file (or its smoke stand-in), number
+formats, Markdown tables and each section's provenance line."""
+from __future__ import annotations
+
+import json
+
+from benchmarks._common import RESULTS_DIR
+
+TARGETS = {
+    "overhead": 0.15,  # pipeline time above the TV-L1 it must spend, as a fraction of it
+    "rerun": 0.05,  # cached rerun as a fraction of the first run
+    "scaling": 1.7,  # 2 workers vs 1 on 2 cores, quiet machine
+    "data_wait": 0.05,  # trainer's data-wait fraction per step
+}
+
+
+def load(name: str) -> tuple[dict | None, bool]:
+    for file, smoke in ((RESULTS_DIR / f"{name}.json", False), (RESULTS_DIR / f"smoke_{name}.json", True)):
+        if file.is_file():
+            return json.loads(file.read_text()), smoke
+    return None, False
+
+
+def f(x, fmt="{:.2f}") -> str:
+    if x is None or x == "":
+        return "-"
+    if isinstance(x, float):
+        return fmt.format(x)
+    return str(x)
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def md_table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def provenance(doc: dict, smoke: bool) -> list[str]:
+    la = doc.get("load_average") or {}
+    lines = [f"Command: `{doc['command']}` ({doc['date_utc']}, commit {doc.get('git_commit', '?')}). "
+             f"Load average (1 min) before {la.get('before_1_5_15', ['?'])[0]}, during mean "
+             f"{la.get('during_1min_mean', '?')} / max {la.get('during_1min_max', '?')}, after "
+             f"{(la.get('after_1_5_15') or ['?'])[0]}."]
+    if smoke:
+        lines.append("**Smoke run on reduced inputs while the machine was busy: indicative only; the full run has "
+                     "not been recorded yet.**")
+    if (la.get("during_1min_mean") or 0) > 2.5:
+        lines.append(f"The machine was loaded during this run (2 cores, mean 1-min load {la.get('during_1min_mean')}): "
+                     "absolute times are inflated; ratios measured within the run are the more reliable figures.")
+    return lines
+
+
+def ms(x) -> str:
+    return "-" if x is None else f"{1e3 * x:.1f}"
