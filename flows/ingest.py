@@ -61,6 +61,15 @@ def prepare_task(entry: DatasetEntry, config_json: str, force: bool, only: list[
                           only=set(only) if only is not None else None)
 
 
+@task(name="import-flow-images")
+def import_flow_images_task(entry: DatasetEntry, config_json: str, force: bool) -> RunSummary:
+    """A dataset of precomputed flow images (the MEGC 2019 composite) imported into its store."""
+    from stag_features.composite_import import import_composite
+
+    return import_composite(entry, entry.store, Path(str(entry.options["flow_dir"])),
+                            PipelineConfig.model_validate_json(config_json), force=force)
+
+
 def _batch_run_name() -> str:
     items = task_run.parameters["items"]
     return f"ingest-{items[0].sample_id}" + (f"-and-{len(items) - 1}-more" if len(items) > 1 else "")

@@ -7,11 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
+from flows.cli import ingest_main
 from schemas.store_config import CompositeImportConfig
 from stag_features.align import apply_transform, similarity_transform
 from stag_features.composite_import import SCHEMATIC_FACE, main, read_flow_image
 from stag_features.query import open_store
 from stag_features.store_validate import validate_store
+
+from .conftest import write_catalog  # noqa: TID252
 
 
 def _pts(path) -> np.ndarray:
@@ -65,3 +68,24 @@ def test_composite_store_has_442_samples_of_68_subjects_with_official_labels(sha
     assert validate_store(out).ok
     # a rerun skips everything
     assert main(["--annotations", str(gt), "--flow-dir", str(shared_data / "megc2019_flow"), "--out", str(out)]) == 0
+
+
+def test_stag_ingest_imports_a_flow_image_dataset_through_the_flow(shared_data, tmp_path, prefect_server):
+    """A catalog entry with ``flow_dir`` goes through ``stag-ingest``'s flow as an import: six
+    CASME II rows of the official sheet, their flow images copied next to the catalog."""
+    rows = (shared_data / "annotations" / "megc2019" / "combined_3class_gt.csv").read_text().splitlines()[:6]
+    raw = tmp_path / "raw"
+    (raw / "flow").mkdir(parents=True)
+    (raw / "gt.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        _, subject, clip, _ = row.split(",")
+        name = f"{subject}_{clip} .png"
+        (raw / "flow" / name).write_bytes((shared_data / "megc2019_flow" / name).read_bytes())
+    store = tmp_path / "megc2019.zarr"
+    catalog = write_catalog(tmp_path, {"megc2019": {
+        "adapter": "megc2019", "root": str(raw), "annotations": str(raw / "gt.csv"), "store": str(store),
+        "default_scheme": "megc2019-3", "options": {"flow_dir": str(raw / "flow")}}})
+    assert ingest_main(["--catalog", str(catalog), "--dataset", "megc2019"]) == 0
+    ds = open_store(store)
+    assert sorted(ds["sample"].values) == sorted(f"{r.split(',')[1]}/{r.split(',')[2]}" for r in rows)
+    assert validate_store(store).ok
