@@ -104,6 +104,16 @@ VARIANTS.update({
     "now_wide_streams": {**NOW, "model_over": {**CHOSEN, "frame_streams": (6, 10, 16)}},
     "now_roi_shift1": {**NOW, "data_over": {"shift_pixels": 1, "shift_roi_pixels": 1}},
 })
+# From here on class_weighting "none" is the default too; "cur" is the defaults at that point (= now_cw_none)
+CURRENT = {**CHOSEN, "class_weighting": "none"}
+CUR = {**NOW, "model_over": CURRENT}
+VARIANTS.update({
+    "cur_cw_sqrt": {**CUR, "model_over": {**CURRENT, "class_weighting": "sqrt_inverse_frequency"}},
+    "cur_g1": {**CUR, "model_over": {**CURRENT, "focal_gamma": 1.0}},
+    "cur_ep30": {**CUR, "epochs": 30},
+    "cur_ema98": {**CUR, "train_over": {"test_time_flip": True, "ema_decay": 0.98}},
+    "cur_ens3": {**CUR, "train_over": {"test_time_flip": True, "ensemble_size": 3}},
+})
 
 
 def run_variant(store: Path, name: str, seeds: tuple[int, ...]) -> dict:

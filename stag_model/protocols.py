@@ -94,11 +94,12 @@ def inner_validation_split(fold: Fold, subjects: np.ndarray, fraction: float, se
     return Fold(fold.name, fold.train[inner_train], fold.test, fold.train[inner_val])
 
 
-def class_weights(train_labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Inverse class frequency of the training fold, scaled to mean 1 over
-    classes present; a class absent from the fold gets weight 0 (it cannot be learnt)."""
+def class_weights(train_labels: np.ndarray, n_classes: int, power: float = 1.0) -> np.ndarray:
+    """Inverse class frequency of the training fold to the given power (1 =
+    inverse frequency, 0.5 = its square root), scaled to mean 1 over classes
+    present; a class absent from the fold gets weight 0 (it cannot be learnt)."""
     counts = np.bincount(train_labels, minlength=n_classes).astype(np.float64)
-    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1) ** power, 0.0)
     present = weights > 0
     return (weights / weights[present].mean()).astype(np.float32)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from schemas.model_config import CLASS_WEIGHT_POWER, DataConfig, ModelConfig, StstnetConfig, TrainConfig
 from stag_model.augment import flip_horizontally, random_shifts, shift_fields, shift_roi_patches
 from stag_model.baselines import Ststnet
 from stag_model.data import Normaliser, StoreSamples
@@ -280,7 +280,9 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
     for m in range(train.ensemble_size):
         torch.manual_seed(s + m)
         member = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
-        member.set_class_weights(torch.as_tensor(class_weights(y_train, n_classes), device=device))
+        weighting = (configs["model"] if train.model == "stag" else configs["ststnet"]).class_weighting
+        member.set_class_weights(torch.as_tensor(class_weights(y_train, n_classes, CLASS_WEIGHT_POWER[weighting]),
+                                                 device=device))
         member.set_au_prior(torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device))
         losses, validation_uf1, epochs_kept = _train_member(member, source, normaliser, fold, labels, configs, s + m,
                                                             device, log)

@@ -80,6 +80,8 @@ def test_guarded_labels_refuse_test_positions():
 def test_training_fold_statistics():
     w = class_weights(np.array([0, 0, 0, 1]), 3)
     assert w[2] == 0 and w[1] == pytest.approx(3 * w[0]) and w[w > 0].mean() == pytest.approx(1.0)
+    root = class_weights(np.array([0, 0, 0, 0, 1]), 3, power=0.5)
+    assert root[2] == 0 and root[1] == pytest.approx(2 * root[0]) and root[root > 0].mean() == pytest.approx(1.0)
     truth = np.array([[1, 1, 0], [1, 0, -1], [0, 1, 1]], dtype=np.int8)
     prior = au_cooccurrence_prior(truth)
     assert prior[0, 1] == pytest.approx(0.5)  # AU0 coded twice, with AU1 once
