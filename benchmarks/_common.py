@@ -174,8 +174,10 @@ def repeat_min(fn: Callable[[], object], repeats: int) -> tuple[float, list[floa
 @dataclass
 class TreeRun:
     """A subprocess run with the wall time, the peak RSS of its whole process tree, and its CPU time:
-    of the whole tree (every descendant reaped by its parent, e.g. Dask workers) and of the root
-    process alone (its last sample, up to ``poll_s`` before it exits)."""
+    of the whole tree and of the root process alone (its last sample, up to ``poll_s`` before it
+    exits). The tree's CPU is the larger of two counts: every descendant reaped by its parent
+    (exact, e.g. spawned Dask workers), and the sum over every process seen in the tree of its
+    last sample (counts a fork server and its workers, which nobody in the tree reaps)."""
 
     returncode: int
     wall_s: float
@@ -218,6 +220,7 @@ def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None
     full_env = {**os.environ, **(env or {})}
     cpu_before = _children_cpu_s()
     root_cpu = 0.0
+    last_cpu: dict[tuple[int, float], float] = {}  # (pid, create time) -> user + system at its last sample
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, env=full_env, cwd=str(cwd or PROJECT_ROOT), stdout=out, stderr=err)
@@ -232,6 +235,8 @@ def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None
                     for p in procs:
                         try:
                             rss.append(p.memory_info().rss)
+                            times = p.cpu_times()
+                            last_cpu[(p.pid, p.create_time())] = times.user + times.system
                         except (psutil.NoSuchProcess, psutil.AccessDenied):
                             pass
                     peak_tree = max(peak_tree, sum(rss))
@@ -251,7 +256,7 @@ def run_tree(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None
         out.seek(0)
         err.seek(0)
         return TreeRun(proc.returncode, wall, peak_tree / 2**20, peak_single / 2**20, out.read(), err.read(),
-                       cpu_tree_s=_children_cpu_s() - cpu_before, cpu_root_s=root_cpu)
+                       cpu_tree_s=max(_children_cpu_s() - cpu_before, sum(last_cpu.values())), cpu_root_s=root_cpu)
 
 
 def peak_rss_mb() -> float:

@@ -113,6 +113,7 @@ VARIANTS.update({
     "cur_ep30": {**CUR, "epochs": 30},
     "cur_ema98": {**CUR, "train_over": {"test_time_flip": True, "ema_decay": 0.98}},
     "cur_ens3": {**CUR, "train_over": {"test_time_flip": True, "ensemble_size": 3}},
+    "cur_ep20": {**CUR, "epochs": 20},
 })
 
 

@@ -91,6 +91,11 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
             notes_scaling.append(f"- {dataset}: 2 workers are {sw:.2f}x faster than 1 for the whole command, {sf:.2f}x "
                                  f"inside the flow (target >= {TARGETS['scaling']}x on a quiet machine: "
                                  f"{_scaling_verdict(sw, sf)}).")
+    for rep in doc.get("scaling_repeats", []):
+        notes_scaling.append(f"- {rep['dataset']}, a repeat with the same code (`{rep['command']}`, {rep['date_utc']}, "
+                             f"mean 1-min load {rep['load_average'].get('during_1min_mean')}): "
+                             f"{rep['speedup_2_vs_1_wall']:.2f}x for the whole command, {rep['speedup_2_vs_1_flow']:.2f}x "
+                             f"inside the flow ({_scaling_verdict(rep['speedup_2_vs_1_wall'], rep['speedup_2_vs_1_flow'])}).")
     stages, _ = load("ingest_stages")
     if stages and "real" in fig:
         real = [r["total"] for r in stages["figures"]["rows"] if r["set"] == "real"]
@@ -101,8 +106,9 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
                                  f"most {bound:.2f}x faster; with 2 workers such clips are now split into a prepare task, "
                                  "tasks of a few TV-L1 pairs and a finish task (`PipelineConfig.execution`), which lifts "
                                  "that bound. The 50 demo clips are each a small share of the work and stay whole; there "
-                                 "the fixed costs of a run (Prefect start and flow-run set-up, planning, task submission, "
-                                 "tear-down: about 4 s in the command process) weigh against a job of "
+                                 "the fixed costs of a run (Python and Prefect start, flow-run set-up and planning, about "
+                                 "2.5 s before the first task; the summary, flow-run completion and cluster tear-down, "
+                                 "about 1.5 s after the last) weigh against a job of "
                                  f"{fig.get('demo', {}).get('runs', {}).get('workers_1', {}).get('first', {}).get('flow_s', float('nan')):.0f}"
                                  " s inside the flow.")
     notes_cache += _startup_notes(doc["figures"])
@@ -149,13 +155,18 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
                          "large batches first and single clips last (`stag_features.ingest_plan.guided_batches`), so "
                          "that a run has few Prefect tasks (each costs ~0.1 s of CPU in the command process, a worker "
                          "and the server) and the workers finish together; `stag-ingest --workers N` starts its Dask "
-                         "cluster in the background before it imports Prefect, and each worker imports the pipeline "
-                         "while it starts (`flows/cluster.py`); OpenCV runs one thread per process "
-                         "(`tvl1.opencv_threads`).")
+                         "cluster in the background before it imports Prefect, and forks its workers from one server "
+                         "process that imported the pipeline and loaded the landmark model once (`flows/cluster.py`, "
+                         "`flows/worker_image.py`; before, each worker spawned a fresh interpreter and paid ~2.5 s of "
+                         "CPU for that itself: demo 2-worker CPU 25.3 s, now about 20 s); OpenCV runs one thread per "
+                         "process (`tvl1.opencv_threads`). CPU of the fork server and of the workers forked from it "
+                         "(which no process of the tree reaps) is the sum of each process's last 0.2 s sample.")
     out["scaling"] = md_table(["dataset", "clips", "1 worker s", "2 workers s", "speed-up", "1 worker flow s",
                                "2 workers flow s", "flow speed-up"], scaling) + notes_scaling
     out["memory"] = md_table(["dataset", "run", "peak RSS of the process tree MB", "largest single process MB"],
-                             memory)
+                             memory) + ["", "- The tree's RSS is summed over its processes: pages the Dask workers share "
+                                        "with the fork server they came from (the pipeline's code and the landmark "
+                                        "model) count once per process, so it overstates what the run holds."]
     return out
 
 
@@ -189,8 +200,8 @@ def _cpu_notes(dataset: str, res: dict) -> list[str]:
     extra = (w2["cpu_s"]["workers_s"] - w1["cpu_s"]["workers_s"])
     total2 = sum(w2["cpu_s"][k] for k in ("flow_process_s", "workers_s", "server_s"))
     return [f"- {dataset}, {res['clips']} clips, CPU seconds of the first run: {'; '.join(parts)}. The second worker "
-            f"costs {extra:+.1f} s of worker CPU (its own start-up: Python, imports, landmark model; and two processes "
-            "sharing two cores with the command process and the server). With 2 workers the two cores were "
+            f"costs {extra:+.1f} s of worker CPU (two processes sharing two cores with the command process and the "
+            "server; its start-up is a fork). With 2 workers the two cores were "
             f"{100 * total2 / (2 * w2['wall_s']):.0f}% busy over the command; even fully busy they could not finish "
             f"that CPU in less than {total2 / 2:.1f} s, i.e. at most {w1['wall_s'] / (total2 / 2):.2f}x faster than "
             "1 worker."]

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from flows.cli import ingest_main
-from flows.cluster import started_cluster
+from flows.cluster import EarlyCluster, started_cluster
 from flows.ingest import ingest_dataset, runner_for
 from stag_features.query import open_store
 from stag_features.store_validate import validate_store
@@ -36,6 +36,23 @@ def _run_cli_on_two_workers(catalog) -> int:
     with pytest.raises(RuntimeError, match="no EarlyCluster"):
         started_cluster()  # the command's block closed its cluster
     return code
+
+
+def _worker_origin() -> dict:
+    return {"parent": os.getppid(), "image": "flows.worker_image" in sys.modules}
+
+
+@pytest.mark.slow
+def test_early_cluster_forks_its_workers_from_one_preloaded_server():
+    """The workers of stag-ingest --workers N are forked from one server that imported the pipeline
+    and loaded the landmark model once, not started as fresh interpreters by this process."""
+    from distributed import Client
+
+    with EarlyCluster(2) as early, Client(early.cluster()) as client:
+        origins = list(client.run(_worker_origin).values())
+    assert len(origins) == 2 and all(o["image"] for o in origins), origins
+    parents = {o["parent"] for o in origins}
+    assert len(parents) == 1 and os.getpid() not in parents, (parents, os.getpid())
 
 
 @pytest.mark.slow
