@@ -20,6 +20,7 @@ later (after a crash) starts the usual way.
 """
 from __future__ import annotations
 
+import multiprocessing
 import threading
 
 # Nanny worker processes with one thread each: TV-L1 and the other stages are CPU-bound,
@@ -52,6 +53,9 @@ class EarlyCluster:
             from distributed import LocalCluster
             from distributed.utils import get_mp_context
 
+            if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: fresh interpreters
+                self._cluster = LocalCluster(**local_cluster_kwargs(workers))
+                return
             with dask.config.set({MULTIPROCESSING_METHOD_KEY: "forkserver"}):
                 # Dask sets its own preload list on its first forkserver context; ours replaces it until the
                 # server starts (at the first worker); a server already running keeps its list

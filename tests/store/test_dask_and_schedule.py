@@ -56,6 +56,19 @@ def test_early_cluster_forks_its_workers_from_one_preloaded_server():
 
 
 @pytest.mark.slow
+def test_early_cluster_spawns_its_workers_where_there_is_no_fork_server(monkeypatch):
+    """Without the forkserver start method (Windows) the workers are fresh interpreters started here."""
+    import multiprocessing
+
+    from distributed import Client
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    with EarlyCluster(1) as early, Client(early.cluster()) as client:
+        origins = list(client.run(_worker_origin).values())
+    assert origins == [{"parent": os.getpid(), "image": False}]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("run", [_run_flow_on_two_workers, _run_cli_on_two_workers], ids=["flow", "cli"])
 def test_local_dask_cluster_of_two_processes_gives_the_threaded_store(
         run, threaded_demo_store, tiny_demo_raw, tmp_path, prefect_server):
