@@ -114,6 +114,8 @@ VARIANTS.update({
     "cur_ema98": {**CUR, "train_over": {"test_time_flip": True, "ema_decay": 0.98}},
     "cur_ens3": {**CUR, "train_over": {"test_time_flip": True, "ensemble_size": 3}},
     "cur_ep20": {**CUR, "epochs": 20},
+    "cur_rot5": {**CUR, "data_over": {"shift_pixels": 1, "rotate_degrees": 5.0}},
+    "cur_rot10": {**CUR, "data_over": {"shift_pixels": 1, "rotate_degrees": 10.0}},
 })
 
 

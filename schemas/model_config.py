@@ -143,6 +143,10 @@ class DataConfig(_Frozen):
         "pixels (uniform per axis), as a face-alignment error would; ROI inputs stay; 0 = off. 1 beat 0, 2 and 3 "
         "on the composite's design runs (benchmarks/composite_design.py)"
     )
+    rotate_degrees: float = Field(
+        0.0, ge=0, le=45, description="training: turn each sample's flow field and strain about the centre by up "
+        "to this many degrees, the vectors with it, as a head roll would; ROI inputs stay; 0 = off"
+    )
     shift_roi_pixels: int = Field(
         0, ge=0, le=4, description="training: translate each ROI's flow patch by up to this many pixels (one "
         "draw per sample), as a landmark error would; 0 = off"

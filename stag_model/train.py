@@ -22,7 +22,14 @@ import torch
 import torch.nn as nn
 
 from schemas.model_config import CLASS_WEIGHT_POWER, DataConfig, ModelConfig, StstnetConfig, TrainConfig
-from stag_model.augment import flip_horizontally, random_shifts, shift_fields, shift_roi_patches
+from stag_model.augment import (
+    flip_horizontally,
+    random_angles,
+    random_shifts,
+    rotate_fields,
+    shift_fields,
+    shift_roi_patches,
+)
 from stag_model.baselines import Ststnet
 from stag_model.data import Normaliser, StoreSamples
 from stag_model.metrics import classification_metrics
@@ -218,6 +225,8 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
             batch = normaliser(batch) if normaliser else batch
             flips = torch.rand(len(pos), generator=generator) < data.flip_probability
             batch = flip_horizontally(batch, flips.to(device), source.graph)
+            if data.rotate_degrees:
+                batch = rotate_fields(batch, random_angles(len(pos), data.rotate_degrees, generator).to(device))
             if data.shift_pixels:
                 batch = shift_fields(batch, random_shifts(len(pos), data.shift_pixels, generator).to(device))
             if data.shift_roi_pixels:

@@ -199,3 +199,17 @@ def test_a_weight_average_is_what_the_fold_keeps(synthetic_store):
     *_, plain, nearly_last = _first_fold_plain_and_variant(synthetic_store, ema_decay=1e-9)  # average = last step
     for k, v in plain.state_dict.items():
         torch.testing.assert_close(nearly_last.state_dict[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_rotation_training_runs_and_changes_the_model(synthetic_store):
+    """DataConfig.rotate_degrees reaches the fit loop: same seed, different model."""
+    results = []
+    for degrees in (0.0, 10.0):
+        data = DataConfig(scheme="demo", rotate_degrees=degrees)
+        samples = open_samples([synthetic_store], data)
+        source = make_source(samples, data, torch.device("cpu"))
+        fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
+        configs = dict(train=TrainConfig(epochs=2), model=ModelConfig(d_model=16), ststnet=StstnetConfig(), data=data)
+        results.append(run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0])
+    assert np.isfinite(results[1].train_loss).all()
+    assert not np.allclose(results[0].probabilities, results[1].probabilities)
