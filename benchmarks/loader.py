@@ -24,8 +24,8 @@ spends on the step itself (forward, backward, optimiser). Target: <= 5%. The
 wait for the first batch of each epoch is also reported apart: the trainer
 draws every epoch's order up front (``epoch_orders``) and calls
 ``source.batches(orders[e], batch_size, upcoming=orders[e + 1])``, so a source
-begins epoch e + 1 while the last step of epoch e runs; only the first epoch's
-first batch (after the normaliser's pass) cannot be read ahead.
+begins epoch e + 1 while the last step of epoch e runs; the normaliser's pass
+before the first epoch announces that epoch the same way.
 
     python benchmarks/loader.py
     python benchmarks/loader.py --pipeline-samples 32 --stores composite --sources stream_w0 stream_w1
@@ -46,10 +46,10 @@ from benchmarks._common import LoadSampler, scratch_dir, table, write_results  #
 
 class TimedSource:
     """Wraps a batch source; records time spent waiting for batches vs time the consumer
-    holds each batch (the step). Training epochs are the calls in a chain of ``upcoming``
-    orders (the trainer's pattern: ``batches(orders[e], b, upcoming=orders[e + 1])``, the
-    last epoch without): a call that names an upcoming order, or asks for the one named
-    by the call before it."""
+    holds each batch (the step). Training epochs are the calls that ask for the order the
+    call before them announced (the trainer's pattern: the normaliser's pass announces
+    ``orders[0]``, then ``batches(orders[e], b, upcoming=orders[e + 1])``, the last epoch
+    without); other calls (the normaliser's pass, throughput passes) count apart."""
 
     def __init__(self, source):
         self.source = source
@@ -58,10 +58,8 @@ class TimedSource:
         self.steps = 0
         self.samples = 0
         self.other_wait_s = 0.0
-        self.epoch_start_wait_s = 0.0
-        self.read_ahead_start_wait_s = 0.0  # the part of epoch_start_wait_s of epochs read ahead
-        self.epochs = 0
-        self.read_ahead_epochs = 0  # epochs whose order the call before them announced
+        self.epoch_start_waits: list[float] = []  # each training epoch's wait for its first batch
+        self.epochs = 0  # training epochs: their order was announced by the call before them
         self._announced: np.ndarray | None = None
 
     def __getattr__(self, name):
@@ -69,10 +67,8 @@ class TimedSource:
 
     def batches(self, positions, batch_size, generator=None, upcoming=None):
         announced, self._announced = self._announced, None if upcoming is None else np.array(upcoming)
-        followed = generator is None and announced is not None and np.array_equal(announced, positions)
-        training = upcoming is not None or followed
+        training = generator is None and announced is not None and np.array_equal(announced, positions)
         self.epochs += training
-        self.read_ahead_epochs += followed
         inner = self.source.batches(positions, batch_size, generator, upcoming=upcoming)
         first = True
         while True:
@@ -84,8 +80,8 @@ class TimedSource:
             waited = time.perf_counter() - t
             if training:
                 self.wait_s += waited
-                self.epoch_start_wait_s += waited if first else 0.0
-                self.read_ahead_start_wait_s += waited if first and followed else 0.0
+                if first:
+                    self.epoch_start_waits.append(waited)
                 first = False
             else:
                 self.other_wait_s += waited
@@ -164,17 +160,18 @@ def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: i
         fit_s = time.perf_counter() - t
         if hasattr(source, "close"):
             source.close()  # persistent workers of this variant stop before the next one is measured
-        if timed.read_ahead_epochs != epochs - 1:
-            raise RuntimeError(f"{timed.read_ahead_epochs} of {epochs - 1} epochs after the first were announced "
-                               "(upcoming) by the epoch before: the trainer does not use the upcoming call pattern")
+        if timed.epochs != epochs:
+            raise RuntimeError(f"{timed.epochs} of {epochs} epochs were announced (upcoming) by the call before them: "
+                               "the trainer does not use the upcoming call pattern")
         wait_fraction = timed.wait_s / max(timed.wait_s + timed.step_s, 1e-12)
-        steady_wait = timed.wait_s - timed.epoch_start_wait_s
+        starts = timed.epoch_start_waits
+        steady_wait = timed.wait_s - sum(starts)
         rows.append({"store": name, "source": label, "samples": n, "load_s": load_s, "samples_per_s": sps,
                      "train_steps": timed.steps, "wait_s": timed.wait_s, "step_s": timed.step_s,
                      "train_samples_per_s": timed.samples / max(timed.step_s, 1e-12),
-                     "data_wait_fraction": wait_fraction, "epoch_start_wait_s": timed.epoch_start_wait_s,
-                     "first_epoch_start_wait_s": timed.epoch_start_wait_s - timed.read_ahead_start_wait_s,
-                     "read_ahead_epoch_start_wait_s": timed.read_ahead_start_wait_s / max(timed.read_ahead_epochs, 1),
+                     "data_wait_fraction": wait_fraction, "epoch_start_wait_s": sum(starts),
+                     "first_epoch_start_wait_s": starts[0],
+                     "read_ahead_epoch_start_wait_s": float(np.mean(starts[1:])),
                      "prefetch_factor": data.prefetch_factor,
                      "steady_data_wait_fraction": steady_wait / max(steady_wait + timed.step_s, 1e-12),
                      "wall_train_samples_per_s": timed.samples / max(timed.wait_s + timed.step_s, 1e-12),
@@ -194,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-samples", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2,
-                        help="training epochs of the data-wait measurement (at least 2: later ones are read ahead)")
+                        help="training epochs of the data-wait measurement (at least 2: the first epoch is reported "
+                        "apart from the later ones)")
     parser.add_argument("--sources", nargs="*", default=["in_memory", "stream_w0", "stream_w2"],
                         help="in_memory and/or stream_w<N> (StreamingSource with N DataLoader workers)")
     parser.add_argument("--prefetch-factor", type=int, default=None,
@@ -204,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="loader")
     args = parser.parse_args(argv)
     if args.epochs < 2:
-        parser.error("--epochs must be at least 2: training epochs are told apart by the upcoming order they announce")
+        parser.error("--epochs must be at least 2: the first epoch is reported apart from the later ones")
     for label in args.sources:
         parse_source(label)
 

@@ -51,8 +51,8 @@ def section_loader(doc: dict) -> list[str]:
                "instead, which shows here and not in the wait.")
     if read_ahead:
         out.append("The trainer draws every epoch's order up front and passes the next one to the source "
-                   "(`upcoming`), which begins reading it while the last step of the epoch before runs; only the "
-                   "first epoch's first batch (after the normaliser's pass) is not read ahead. On the CPU the trainer "
+                   "(`upcoming`), which begins reading it while the last step of the epoch before runs; the "
+                   "normaliser's pass over the training fold announces the first epoch the same way. On the CPU the trainer "
                    "streams with 0 workers by default (`DataConfig.num_workers = auto`): worker processes take cores "
                    "from the training step on a 2-core machine (stream_w2).")
     else:
@@ -63,6 +63,15 @@ def section_loader(doc: dict) -> list[str]:
                    f"({'meets' if w <= TARGETS['data_wait'] else 'misses'} the target)"
                    + (f", {pct(r['steady_data_wait_fraction'])} after epoch starts" if "steady_data_wait_fraction" in r
                       else "") + ".")
+    for rep in doc.get("repeats", []):
+        waits = "; ".join(f"{r['store']} / {r['source']} {pct(r['data_wait_fraction'])} (step {f(r['step_s'])} s)"
+                          for r in rep["rows"])
+        first = {(r["store"], r["source"]): r["data_wait_fraction"] for r in rows}
+        spread = max((abs(r["data_wait_fraction"] - first[(r["store"], r["source"])]) for r in rep["rows"]
+                      if (r["store"], r["source"]) in first), default=float("nan"))
+        out.append(f"- A repeat with the same code (`{rep['command']}`, {rep['date_utc']}, mean 1-min load "
+                   f"{rep['load_average'].get('during_1min_mean')}): {waits}; up to {100 * spread:.1f} points from "
+                   "the run above.")
     return out
 
 

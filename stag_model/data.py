@@ -341,10 +341,12 @@ class Normaliser:
         self.mean, self.std = mean, std
 
     @classmethod
-    def fit(cls, source, positions: np.ndarray, batch_size: int, min_std: float) -> "Normaliser":
-        """Statistics over ``positions`` (the training fold); channels with std < min_std keep std 1."""
+    def fit(cls, source, positions: np.ndarray, batch_size: int, min_std: float,
+            upcoming: np.ndarray | None = None) -> "Normaliser":
+        """Statistics over ``positions`` (the training fold); channels with std < min_std keep std 1.
+        ``upcoming``: the order of the pass that follows (the first epoch), read ahead during the last batch."""
         sums: dict[str, torch.Tensor] = {}
-        for _, batch in source.batches(positions, batch_size):
+        for _, batch in source.batches(positions, batch_size, upcoming=upcoming):
             for name, axis in CHANNEL_AXIS.items():
                 x = _channels_last(getattr(batch, name).double(), axis)  # (M, C)
                 acc = torch.stack([torch.full_like(x[0], x.shape[0]), x.sum(0), (x * x).sum(0)])  # (3, C)

@@ -195,11 +195,11 @@ class Ensemble(nn.Module):
 
 
 def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold: Fold, labels: GuardedLabels,
-                  configs: dict, member_seed: int, device: torch.device, log: Callable[[str], None]
-                  ) -> tuple[list[float], list[float], int]:
-    """Train one model on ``fold.train`` (in place). Returns the training loss
-    and validation UF1 per epoch and the epoch kept (the best on the inner
-    validation split when there is one, else the last)."""
+                  configs: dict, member_seed: int, orders: list[np.ndarray], device: torch.device,
+                  log: Callable[[str], None]) -> tuple[list[float], list[float], int]:
+    """Train one model on ``fold.train`` (in place), epoch e in ``orders[e]``. Returns the training
+    loss and validation UF1 per epoch and the epoch kept (the best on the inner validation split
+    when there is one, else the last)."""
     train: TrainConfig = configs["train"]
     data: DataConfig = configs["data"]
     n_classes = model.class_weights.numel()
@@ -208,7 +208,6 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: _learning_rate_factor(step, steps, train))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp
                                   and not torch.cuda.is_bf16_supported())
-    orders = epoch_orders(fold.train, train.epochs, torch.Generator().manual_seed(member_seed))
     generator = torch.Generator().manual_seed(member_seed + AUGMENT_SEED_OFFSET)  # flips and mixup partners
     average = WeightAverage(model, train.ema_decay)
     mixing = np.random.default_rng(member_seed)  # mixup weights
@@ -283,7 +282,12 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
         fold = inner_validation_split(fold, samples.subjects, train.validation_fraction, s)
     y_train = labels[fold.train]
     n_classes = len(samples.class_names)
-    normaliser = Normaliser.fit(source, fold.train, train.batch_size, data.min_std) if data.normalise else None
+    # each member's epoch orders, from generators of their own: the normaliser's pass reads ahead the first batches
+    # of the first member's first epoch, as every epoch does for the next one
+    orders = [epoch_orders(fold.train, train.epochs, torch.Generator().manual_seed(s + m))
+              for m in range(train.ensemble_size)]
+    normaliser = (Normaliser.fit(source, fold.train, train.batch_size, data.min_std, upcoming=orders[0][0])
+                  if data.normalise else None)
     result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {})
     members, kept = [], []
     for m in range(train.ensemble_size):
@@ -294,7 +298,7 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
                                                  device=device))
         member.set_au_prior(torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device))
         losses, validation_uf1, epochs_kept = _train_member(member, source, normaliser, fold, labels, configs, s + m,
-                                                            device, log)
+                                                            orders[m], device, log)
         members.append(member)
         kept.append(epochs_kept)
         result.train_loss = [a + b / train.ensemble_size for a, b in

@@ -18,7 +18,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from schemas.model_config import DataConfig
-from stag_model.data import FEATURE_ARRAYS, InMemorySource, StreamingSource, open_samples
+from stag_model.data import FEATURE_ARRAYS, InMemorySource, Normaliser, StreamingSource, open_samples
 from stag_model.streaming import resolve_workers
 from stag_model.streaming import Background, SharedArena, _row_files, as_tensor, in_background, read_rows
 from stag_model.train import epoch_orders
@@ -240,6 +240,18 @@ def test_the_next_epoch_is_read_while_the_last_batch_is_in_use(two_stores):
     chunks = [second[i:i + 8].tolist() for i in range(0, len(second), 8)]
     assert [c for c in calls if c in chunks] == chunks  # each batch read once: the reads ahead were used
     source.close()
+
+
+def test_the_normaliser_pass_reads_the_first_epoch_ahead(two_stores):
+    samples, reference = two_stores
+    source = _source("stream_w0", samples)
+    first_epoch = np.arange(40, 20, -1)
+    try:
+        Normaliser.fit(source, np.arange(0, 20), 8, 1e-6, upcoming=first_epoch)
+        assert source.passes._ahead is not None and source.passes._ahead[0].tolist() == first_epoch.tolist()
+        _assert_same_batches(_expected(reference, first_epoch, 8), list(source.batches(first_epoch, 8)))
+    finally:
+        source.close()
 
 
 @pytest.mark.parametrize("kind", ["memory", "stream_w0", "stream_w2"])

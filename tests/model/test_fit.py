@@ -213,3 +213,21 @@ def test_rotation_training_runs_and_changes_the_model(synthetic_store):
         results.append(run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0])
     assert np.isfinite(results[1].train_loss).all()
     assert not np.allclose(results[0].probabilities, results[1].probabilities)
+
+
+def test_the_normaliser_pass_announces_the_first_epoch_it_precedes(synthetic_store):
+    """fit_fold passes the first member's first epoch order to the normaliser's pass (``upcoming``),
+    and that epoch then asks for exactly that order."""
+    data = DataConfig(scheme="demo")
+    samples = open_samples([synthetic_store], data)
+    source = make_source(samples, data, torch.device("cpu"))
+    calls, batches = [], source.batches
+    source.batches = lambda positions, batch_size, generator=None, upcoming=None: (
+        calls.append((np.asarray(positions).tolist(), None if upcoming is None else np.asarray(upcoming).tolist())),
+        batches(positions, batch_size, generator, upcoming))[1]
+    fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
+    configs = dict(train=TrainConfig(epochs=2), model=ModelConfig(d_model=16), ststnet=StstnetConfig(), data=data)
+    run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)
+    (normaliser_pass, announced), (first_epoch, next_epoch) = calls[0], calls[1]
+    assert sorted(normaliser_pass) == sorted(first_epoch) and announced == first_epoch
+    assert next_epoch == calls[2][0] and first_epoch != calls[2][0]
