@@ -288,15 +288,16 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
               for m in range(train.ensemble_size)]
     normaliser = (Normaliser.fit(source, fold.train, train.batch_size, data.min_std, upcoming=orders[0][0])
                   if data.normalise else None)
+    weighting = (configs["model"] if train.model == "stag" else configs["ststnet"]).class_weighting
+    alpha = torch.as_tensor(class_weights(y_train, n_classes, CLASS_WEIGHT_POWER[weighting]), device=device)
+    prior = torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device)
     result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {})
     members, kept = [], []
     for m in range(train.ensemble_size):
         torch.manual_seed(s + m)
         member = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
-        weighting = (configs["model"] if train.model == "stag" else configs["ststnet"]).class_weighting
-        member.set_class_weights(torch.as_tensor(class_weights(y_train, n_classes, CLASS_WEIGHT_POWER[weighting]),
-                                                 device=device))
-        member.set_au_prior(torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device))
+        member.set_class_weights(alpha)  # copied into the member's buffer
+        member.set_au_prior(prior)
         losses, validation_uf1, epochs_kept = _train_member(member, source, normaliser, fold, labels, configs, s + m,
                                                             orders[m], device, log)
         members.append(member)
