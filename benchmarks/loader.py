@@ -5,7 +5,9 @@ For two stores on disk, both written by the real writer:
   composite  the MEGC 2019 composite, 442 samples, K = 1, 28 x 28 flow
   pipeline   a pipeline-shaped store (default PipelineConfig: K = 8, 224 px
              flow, 15 ROI patches) of N samples replicated from real demo-clip
-             features (see benchmarks/_stores.py)
+             features (see benchmarks/_stores.py); by default N makes it the
+             smallest store the trainer streams (features just above
+             DataConfig.keep_on_device_max_bytes)
 
 it measures samples per second of ``stag_model.data``:
 
@@ -20,7 +22,11 @@ it measures samples per second of ``stag_model.data``:
 and the data-wait fraction of training: STAG trains one LOSO fold for a few
 epochs through ``stag_model.train.fit_fold`` with the source wrapped so that the
 time the loop spends waiting for the next batch is separated from the time it
-spends on the step itself (forward, backward, optimiser). Target: <= 5%. The
+spends on the step itself (forward, backward, optimiser). Target: <= 5%, for
+the source the trainer picks for that store (``trainer_uses_on``: in memory up
+to keep_on_device_max_bytes, so the composite; streamed beyond it, with 0
+workers on the CPU and 2 on a GPU machine); the other sources are measured
+too, for comparison. The
 wait for the first batch of each epoch is also reported apart: the trainer
 draws every epoch's order up front (``epoch_orders``) and calls
 ``source.batches(orders[e], batch_size, upcoming=orders[e + 1])``, so a source
@@ -116,6 +122,27 @@ def parse_source(label: str) -> int | None:
     raise argparse.ArgumentTypeError(f"source {label!r}: expected in_memory or stream_w<workers>")
 
 
+def trainer_devices(label: str, feature_bytes: int) -> list[str]:
+    """The devices on which ``stag-fit`` with default DataConfig reads a store of ``feature_bytes``
+    through this source (``stag_model.data.make_source``, ``streaming.resolve_workers``): in memory up
+    to ``keep_on_device_max_bytes``; beyond, streamed with 0 workers on the CPU and with
+    ``AUTO_WORKERS`` on a GPU machine with more usable cores than that."""
+    from schemas.model_config import DataConfig
+    from stag_model.data import held_in_memory
+
+    workers = parse_source(label)
+    if held_in_memory(feature_bytes, DataConfig(scheme="any")):
+        return ["cpu", "cuda"] if workers is None else []
+    return (["cpu"] if workers == 0 else []) + (["cuda"] if workers == DataConfig.AUTO_WORKERS else [])
+
+
+def smallest_streamed_count(per_sample_bytes: int) -> int:
+    """Samples of the smallest store the trainer streams (features above keep_on_device_max_bytes)."""
+    from schemas.model_config import DataConfig
+
+    return DataConfig.model_fields["keep_on_device_max_bytes"].default // per_sample_bytes + 1
+
+
 def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: int, sources: list[str],
                   prefetch_factor: int | None = None, seed: int = 1) -> list[dict]:
     import torch
@@ -176,7 +203,8 @@ def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: i
                      "steady_data_wait_fraction": steady_wait / max(steady_wait + timed.step_s, 1e-12),
                      "wall_train_samples_per_s": timed.samples / max(timed.wait_s + timed.step_s, 1e-12),
                      "fold_fit_s": fit_s, "epochs": epochs,
-                     "feature_mb_float32": samples.feature_bytes / 2**20})
+                     "feature_mb_float32": samples.feature_bytes / 2**20,
+                     "trainer_uses_on": trainer_devices(label, samples.feature_bytes)})
         print(f"  {name} {label}: {sps:.0f} samples/s, data wait {wait_fraction:.1%} of {timed.steps} steps "
               f"({rows[-1]['steady_data_wait_fraction']:.1%} after each epoch's first batch; first batch "
               f"{rows[-1]['first_epoch_start_wait_s'] * 1e3:.1f} ms in epoch 1, "
@@ -188,7 +216,9 @@ def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", nargs="*", default=["composite", "pipeline"], choices=["composite", "pipeline"])
-    parser.add_argument("--pipeline-samples", type=int, default=128)
+    parser.add_argument("--pipeline-samples", type=int, default=0,
+                        help="samples of the pipeline store (default 0: the smallest store the trainer streams, "
+                        "just above DataConfig.keep_on_device_max_bytes)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2,
                         help="training epochs of the data-wait measurement (at least 2: the first epoch is reported "
@@ -222,7 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         if "pipeline" in args.stores:
             t = time.perf_counter()
             config, features = extract_demo_features({}, 2, scratch)
-            path = replicated_store(scratch / "pipeline.zarr", config, features, args.pipeline_samples)
+            count = args.pipeline_samples
+            if count <= 0:
+                from schemas.model_config import DataConfig
+                from stag_model.data import open_samples
+
+                probe = replicated_store(scratch / "probe.zarr", config, features, len(features))
+                per_sample = open_samples([probe], DataConfig(scheme=BENCH_SCHEME)).feature_bytes // len(features)
+                count = smallest_streamed_count(per_sample)
+            path = replicated_store(scratch / "pipeline.zarr", config, features, count)
             setup["pipeline_store_build_s"] = time.perf_counter() - t
             rows += measure_store("pipeline", path, BENCH_SCHEME, args.batch_size, args.epochs, args.sources,
                                   args.prefetch_factor)
@@ -242,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         "during the epoch before (upcoming)",
         "wall_train_samples_per_s: training samples / (wait + step): what overlapping the reads costs the step shows "
         "here, not in the wait",
-        "pipeline store: real demo-clip features (default PipelineConfig) committed N times by write_sample",
+        "pipeline store: real demo-clip features (default PipelineConfig) committed N times by write_sample; "
+        "by default N makes it the smallest store the trainer streams (just above keep_on_device_max_bytes)",
+        "trainer_uses_on: the devices on which stag-fit with default DataConfig reads this store through this "
+        "source (in memory up to keep_on_device_max_bytes; beyond, 0 workers on the CPU, AUTO_WORKERS on a GPU)",
     ])
     return 0
 

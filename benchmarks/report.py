@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import PROJECT_ROOT, RESULTS_DIR  # noqa: E402
 from benchmarks._report_common import TARGETS, ms, f, load, md_table, pct, provenance  # noqa: E402
+from schemas.model_config import DataConfig  # noqa: E402
+from stag_model.data import held_in_memory  # noqa: E402
 from benchmarks.report_ingest import section_runs, section_selection, section_stages  # noqa: E402
 from benchmarks.report_store import section_codecs  # noqa: E402
 
@@ -106,8 +108,29 @@ def section_training(doc: dict) -> list[str]:
     return out
 
 
+def overhead_floor(doc: dict, name: str) -> float | None:
+    """(decode + face) / TV-L1 over the set's clips: the overhead above TV-L1 that reading the frames and
+    finding the face alone cost (the naive loop pays both too); None without per-clip timings."""
+    rows = [r for r in doc["figures"].get("rows", []) if r.get("set") == name and "timings" in r]
+    tvl1 = sum(r["timings"]["tvl1"] for r in rows)
+    return sum(r["timings"]["decode"] + r["timings"]["face"] for r in rows) / tvl1 if rows and tvl1 else None
+
+
+def scaling_bound(small: dict, large: dict) -> tuple[float, float] | None:
+    """(fixed seconds, best possible 2-vs-1 speed-up of the smaller run) from 1-worker runs of one dataset at
+    two sizes, modelling a run as fixed + work / workers with work proportional to the clips."""
+    n1, n2 = small["clips"], large["clips"]
+    t1, t2 = small["runs"]["workers_1"]["first"]["wall_s"], large["runs"]["workers_1"]["first"]["wall_s"]
+    if n2 <= n1:
+        return None
+    work = (t2 - t1) / (n2 - n1) * n1
+    fixed = t1 - work
+    return fixed, t1 / (fixed + work / 2)
+
+
 def summary_rows() -> list[list[str]]:
-    """Target | measured | verdict | source, from whatever results exist."""
+    """Target | measured | verdict | where | outside: None for the case the target is set for, else why the
+    figure is reported without being held to the target (each reason computed from the results)."""
     rows = []
 
     def mark(doc_smoke: bool) -> str:
@@ -116,40 +139,58 @@ def summary_rows() -> list[list[str]]:
     sel, sm = load("selection_vs_all")
     if sel:
         for name, s in sel["figures"].get("summary", {}).items():
+            floor = overhead_floor(sel, name)
+            outside = (f"reading the frames and finding the face alone cost {pct(floor)} of this set's TV-L1 "
+                       f"({s['pairs_stag']} pairs in {f(s['stag_tvl1_s'])} s): the target is out of reach wherever "
+                       "TV-L1 is not the work" if floor is not None and floor > TARGETS["overhead"] else None)
             rows.append([f"overhead above TV-L1, {name} clips", "<= 15%", pct(s["overhead_pooled"]),
-                         "meets" if s["overhead_pooled"] <= TARGETS["overhead"] else "misses", f"section 2{mark(sm)}"])
+                         "meets" if s["overhead_pooled"] <= TARGETS["overhead"] else "misses", f"section 2{mark(sm)}",
+                         outside])
             rows.append([f"TV-L1 on every frame / stag's whole time, {name}", "-", f"{s['all_over_stag']:.1f}x", "-",
-                         f"section 2{mark(sm)}"])
+                         f"section 2{mark(sm)}", None])
     runs, sm = load("ingest_runs")
+    bigger, smb = load("ingest_scaling_demo100")
     if runs:
         for dataset, res in runs["figures"]["datasets"].items():
             for label, run in res["runs"].items():
                 if "ratio_to_naive_wall" in run:
                     rows.append([f"stag / naive wall time, {dataset}, {label}", "-", f"{run['ratio_to_naive_wall']:.2f}",
-                                 "-", f"section 3{mark(sm)}"])
+                                 "-", f"section 3{mark(sm)}", None])
             for label, run in res["runs"].items():
                 fw, ff = run["rerun_fraction_wall"], run["rerun_fraction_flow"]
                 rows.append([f"cached rerun / first, {dataset}, {label} (command / flow)", "<= 5%",
                              f"{pct(fw)} / {pct(ff)}", ("meets" if fw <= 0.05 else "misses") + " / "
-                             + ("meets" if ff <= 0.05 else "misses"), f"section 4{mark(sm)}"])
+                             + ("meets" if ff <= 0.05 else "misses"), f"section 4{mark(sm)}", None])
             if "speedup_2_vs_1_wall" in res:
                 sw, sf = res["speedup_2_vs_1_wall"], res["speedup_2_vs_1_flow"]
+                large = bigger and bigger["figures"]["datasets"].get(dataset)
+                bound = scaling_bound(res, large) if large else None
+                outside = (f"a {f(res['runs']['workers_1']['first']['wall_s'], '{:.0f}')} s run with about "
+                           f"{f(bound[0], '{:.1f}')} s of fixed start and stop (from the 1-worker runs of "
+                           f"{res['clips']} and {large['clips']} clips): even perfectly halved work gives at most "
+                           f"{bound[1]:.2f}x" if bound and bound[1] < TARGETS["scaling"] else None)
                 rows.append([f"2 vs 1 workers, {dataset} (command / flow)", ">= 1.7x", f"{sw:.2f}x / {sf:.2f}x",
                              ("meets" if sw >= 1.7 else "misses") + " / " + ("meets" if sf >= 1.7 else "misses"),
-                             f"section 5{mark(sm)}"])
-    bigger, sm = load("ingest_scaling_demo100")
+                             f"section 5{mark(sm)}", outside])
     if bigger:
         for dataset, res in bigger["figures"]["datasets"].items():
             if "speedup_2_vs_1_wall" in res:
                 sw, sf = res["speedup_2_vs_1_wall"], res["speedup_2_vs_1_flow"]
                 rows.append([f"2 vs 1 workers, {dataset} {res['clips']} clips (command / flow)", ">= 1.7x",
                              f"{sw:.2f}x / {sf:.2f}x", ("meets" if sw >= 1.7 else "misses") + " / "
-                             + ("meets" if sf >= 1.7 else "misses"), f"section 5{mark(sm)}"])
+                             + ("meets" if sf >= 1.7 else "misses"), f"section 5{mark(smb)}", None])
     loader, sm = load("loader")
     if loader:
         for r in loader["figures"]["rows"]:
-            rows.append([f"data wait per step, {r['store']} store, {r['source']}", "<= 5%", pct(r["data_wait_fraction"]),
-                         "meets" if r["data_wait_fraction"] <= 0.05 else "misses", f"section 6{mark(sm)}"])
+            uses = r.get("trainer_uses_on")
+            outside = None if uses is None or uses else (
+                f"not how the trainer reads this store ({f(r['feature_mb_float32'], '{:.0f}')} MB of features: "
+                + ("held in memory" if held_in_memory(int(r["feature_mb_float32"] * 2**20), DataConfig(scheme="any")) else
+                   "streamed with 0 workers on the CPU, 2 on a GPU") + ")")
+            rows.append([f"data wait per step, {r['store']} store, {r['source']}"
+                         + (f" (the trainer's on {' and '.join(uses)})" if uses else ""), "<= 5%",
+                         pct(r["data_wait_fraction"]), "meets" if r["data_wait_fraction"] <= 0.05 else "misses",
+                         f"section 6{mark(sm)}", outside])
     return rows
 
 
@@ -171,8 +212,14 @@ def main() -> int:
            "| `benchmarks/report.py` | renders this file from `benchmarks/results/*.json` |", ""]
     summary = summary_rows()
     if summary:
-        out += ["## Summary against the targets", "", *md_table(["what", "target", "measured", "verdict", "where"], summary),
+        held = [row[:5] for row in summary if row[5] is None]
+        outside = [row[:5] + [row[5]] for row in summary if row[5] is not None]
+        out += ["## Summary against the targets", "", *md_table(["what", "target", "measured", "verdict", "where"], held),
                 "", "Load and inputs of each figure are in its section; targets on scaling assume a quiet machine.", ""]
+        if outside:
+            out += ["Measured too, outside the case each target is set for (the reason is computed from the results "
+                    "named):", "", *md_table(["what", "target", "measured", "verdict", "where", "why not held to it"],
+                                             outside), ""]
     any_doc = None
     missing = []
 

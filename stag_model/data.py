@@ -373,8 +373,13 @@ class Normaliser:
         return {"mean": {k: v.tolist() for k, v in self.mean.items()}, "std": {k: v.tolist() for k, v in self.std.items()}}
 
 
+def held_in_memory(feature_bytes: int, config: DataConfig) -> bool:
+    """Whether `make_source` keeps features of ``feature_bytes`` (float32) in memory rather than streaming them."""
+    return feature_bytes <= config.keep_on_device_max_bytes
+
+
 def make_source(samples: StoreSamples, config: DataConfig, device: torch.device) -> InMemorySource | StreamingSource:
     """In memory when the features fit ``keep_on_device_max_bytes``, streamed otherwise."""
-    if samples.feature_bytes <= config.keep_on_device_max_bytes:
+    if held_in_memory(samples.feature_bytes, config):
         return InMemorySource(samples, config, device)
     return StreamingSource(samples, config, device)
