@@ -57,3 +57,15 @@ def provenance(doc: dict, smoke: bool) -> list[str]:
 
 def ms(x) -> str:
     return "-" if x is None else f"{1e3 * x:.1f}"
+
+
+def scaling_bound(small: dict, large: dict) -> tuple[float, float] | None:
+    """(fixed seconds, best possible 2-vs-1 speed-up of the smaller run) from 1-worker runs of one dataset at
+    two sizes, modelling a run as fixed + work / workers with work proportional to the clips."""
+    n1, n2 = small["clips"], large["clips"]
+    t1, t2 = small["runs"]["workers_1"]["first"]["wall_s"], large["runs"]["workers_1"]["first"]["wall_s"]
+    if n2 <= n1:
+        return None
+    work = (t2 - t1) / (n2 - n1) * n1
+    fixed = t1 - work
+    return fixed, t1 / (fixed + work / 2)

@@ -11,6 +11,9 @@ this runs, each in a fresh process and in this order:
   rerun    the same command again: every sample is committed with matching hashes,
            so stag-ingest takes its fast path (plans read-only, prints the summary,
            never imports Prefect)
+  pairs    ``--scaling-pairs`` - 1 more first runs with 1 then 2 workers; the 2-vs-1
+           speed-up is the median over the pairs (the main runs are the first pair),
+           each a ratio of two runs made one after the other
 
 Wall times are of the whole command (Python start, imports, Prefect flow, Dask
 cluster start, work, summary); ``flow_s`` is the time the flow itself reports.
@@ -34,6 +37,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -96,6 +100,15 @@ def run_stag(catalog: Path, dataset: str, workers: int | None, env: dict, server
             "fast_path": "no flow run started" in run.stdout, **parsed}
 
 
+def scaling_pair(one: dict, two: dict) -> dict:
+    """A 1-worker and a 2-worker first run, one after the other: their times and speed-ups."""
+    nan = float("nan")
+    return {"workers_1_wall_s": one["wall_s"], "workers_2_wall_s": two["wall_s"],
+            "workers_1_flow_s": one.get("flow_s", nan), "workers_2_flow_s": two.get("flow_s", nan),
+            "speedup_wall": one["wall_s"] / two["wall_s"], "speedup_flow": one.get("flow_s", nan) / two.get("flow_s", nan),
+            "all_ok": one["returncode"] == 0 and two["returncode"] == 0}
+
+
 def run_naive(jobs: list[str], kind: str, out: Path, pipeline: dict, env: dict) -> dict:
     cmd = [sys.executable, str(Path(__file__).with_name("naive_reference.py")), "--out", str(out),
            "--pipeline-json", json.dumps(pipeline), f"--{kind}", *jobs]
@@ -137,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-subjects", type=int, default=DEMO_DEFAULTS["n_subjects"])
     parser.add_argument("--demo-clips-per-emotion", type=int, default=DEMO_DEFAULTS["clips_per_emotion"])
     parser.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="Dask worker processes to try")
+    parser.add_argument("--scaling-pairs", type=int, default=3,
+                        help="1-worker / 2-worker pairs of first runs per dataset (the first pair is the main runs); "
+                        "the speed-up reported is the median over pairs")
     parser.add_argument("--threads", action="store_true", help="also run the default thread runner (no --workers)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive reference")
     parser.add_argument("--scratch", type=Path, default=None)
@@ -202,9 +218,18 @@ def main(argv: list[str] | None = None) -> int:
                                                               / first.get("flow_s", float("nan")))}
             runs = res["runs"]
             if "workers_1" in runs and "workers_2" in runs:
-                res["speedup_2_vs_1_wall"] = runs["workers_1"]["first"]["wall_s"] / runs["workers_2"]["first"]["wall_s"]
-                res["speedup_2_vs_1_flow"] = (runs["workers_1"]["first"].get("flow_s", float("nan"))
-                                              / runs["workers_2"]["first"].get("flow_s", float("nan")))
+                pairs = [scaling_pair(runs["workers_1"]["first"], runs["workers_2"]["first"])]
+                for extra in range(2, args.scaling_pairs + 1):
+                    timed = {}
+                    for workers in (1, 2):  # in turn, so that a drift of the machine's speed hits both
+                        shutil.rmtree(entry.store, ignore_errors=True)
+                        print(f"[{dataset}] stag workers_{workers}: first run, scaling pair {extra} ...", flush=True)
+                        timed[workers] = run_stag(catalog, dataset, workers, env, server, config)
+                    pairs.append(scaling_pair(timed[1], timed[2]))
+                    print(f"    {pairs[-1]['speedup_wall']:.2f}x", flush=True)
+                res["scaling_pairs"] = pairs
+                res["speedup_2_vs_1_wall"] = statistics.median(p["speedup_wall"] for p in pairs)
+                res["speedup_2_vs_1_flow"] = statistics.median(p["speedup_flow"] for p in pairs)
             if "naive" in res:
                 for label, run in runs.items():
                     run["ratio_to_naive_wall"] = run["first"]["wall_s"] / res["naive"]["wall_s"]
@@ -242,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_s: user + system seconds of the command's own process (flow engine, Dask scheduler and nannies), "
         "of its descendants (Dask worker processes), and of the Prefect server during the command",
         "rerun: with every sample settled, stag-ingest takes its fast path (no Prefect import, no flow run)",
+        "speedup_2_vs_1_*: median over scaling_pairs, each a 1-worker then a 2-worker first run into a fresh store "
+        "(the first pair is the main runs above)",
     ])
     return 0
 

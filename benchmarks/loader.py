@@ -204,7 +204,7 @@ def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: i
                      "wall_train_samples_per_s": timed.samples / max(timed.wait_s + timed.step_s, 1e-12),
                      "fold_fit_s": fit_s, "epochs": epochs,
                      "feature_mb_float32": samples.feature_bytes / 2**20,
-                     "trainer_uses_on": trainer_devices(label, samples.feature_bytes)})
+                     "device": device.type, "trainer_uses_on": trainer_devices(label, samples.feature_bytes)})
         print(f"  {name} {label}: {sps:.0f} samples/s, data wait {wait_fraction:.1%} of {timed.steps} steps "
               f"({rows[-1]['steady_data_wait_fraction']:.1%} after each epoch's first batch; first batch "
               f"{rows[-1]['first_epoch_start_wait_s'] * 1e3:.1f} ms in epoch 1, "

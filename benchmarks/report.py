@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import PROJECT_ROOT, RESULTS_DIR  # noqa: E402
-from benchmarks._report_common import TARGETS, ms, f, load, md_table, pct, provenance  # noqa: E402
+from benchmarks._report_common import TARGETS, f, load, md_table, ms, pct, provenance, scaling_bound  # noqa: E402
 from schemas.model_config import DataConfig  # noqa: E402
 from stag_model.data import held_in_memory  # noqa: E402
 from benchmarks.report_ingest import section_runs, section_selection, section_stages  # noqa: E402
@@ -116,18 +116,6 @@ def overhead_floor(doc: dict, name: str) -> float | None:
     return sum(r["timings"]["decode"] + r["timings"]["face"] for r in rows) / tvl1 if rows and tvl1 else None
 
 
-def scaling_bound(small: dict, large: dict) -> tuple[float, float] | None:
-    """(fixed seconds, best possible 2-vs-1 speed-up of the smaller run) from 1-worker runs of one dataset at
-    two sizes, modelling a run as fixed + work / workers with work proportional to the clips."""
-    n1, n2 = small["clips"], large["clips"]
-    t1, t2 = small["runs"]["workers_1"]["first"]["wall_s"], large["runs"]["workers_1"]["first"]["wall_s"]
-    if n2 <= n1:
-        return None
-    work = (t2 - t1) / (n2 - n1) * n1
-    fixed = t1 - work
-    return fixed, t1 / (fixed + work / 2)
-
-
 def summary_rows() -> list[list[str]]:
     """Target | measured | verdict | where | outside: None for the case the target is set for, else why the
     figure is reported without being held to the target (each reason computed from the results)."""
@@ -183,10 +171,13 @@ def summary_rows() -> list[list[str]]:
     if loader:
         for r in loader["figures"]["rows"]:
             uses = r.get("trainer_uses_on")
-            outside = None if uses is None or uses else (
+            measured_on = r.get("device", "cpu")
+            held = held_in_memory(int(r["feature_mb_float32"] * 2**20), DataConfig(scheme="any"))
+            outside = None if uses is None or measured_on in uses else (
+                f"the trainer's source with a GPU, measured on the CPU, where its worker processes take the cores "
+                f"the training step runs on (the trainer on the CPU reads this store with 0 workers)" if uses else
                 f"not how the trainer reads this store ({f(r['feature_mb_float32'], '{:.0f}')} MB of features: "
-                + ("held in memory" if held_in_memory(int(r["feature_mb_float32"] * 2**20), DataConfig(scheme="any")) else
-                   "streamed with 0 workers on the CPU, 2 on a GPU") + ")")
+                + ("held in memory" if held else "streamed with 0 workers on the CPU, 2 on a GPU") + ")")
             rows.append([f"data wait per step, {r['store']} store, {r['source']}"
                          + (f" (the trainer's on {' and '.join(uses)})" if uses else ""), "<= 5%",
                          pct(r["data_wait_fraction"]), "meets" if r["data_wait_fraction"] <= 0.05 else "misses",

@@ -3,7 +3,7 @@ every frame, stag vs the naive loop, the cached rerun and 1 vs 2 workers;
 rendered by `benchmarks/report.py`."""
 from __future__ import annotations
 
-from benchmarks._report_common import TARGETS, f, load, md_table, pct
+from benchmarks._report_common import TARGETS, f, load, md_table, pct, scaling_bound
 
 def _scaling_verdict(command: float, flow: float) -> str:
     """meets / misses for the whole command and inside the flow."""
@@ -52,6 +52,28 @@ def section_selection(doc: dict) -> list[str]:
     return out
 
 
+def _fixed_cost_note(demo: dict | None) -> str:
+    """The fixed seconds of a demo run and the speed-up they leave room for, from the 1-worker runs of the
+    demo set and of the larger demo set (``ingest_scaling_demo100``)."""
+    bigger, _ = load("ingest_scaling_demo100")
+    large = bigger and bigger["figures"]["datasets"].get("demo")
+    bound = demo and large and "workers_1" in demo["runs"] and scaling_bound(demo, large)
+    if not bound:
+        return ""
+    return (f": about {bound[0]:.1f} s in all (from the 1-worker runs of {demo['clips']} and {large['clips']} clips), "
+            f"which would hold 2 workers to {bound[1]:.2f}x even with the work itself halved")
+
+
+def _pairs_note(res: dict) -> str:
+    """The speed-up of each 1-then-2-worker pair, when there were several (the figure is their median)."""
+    pairs = res.get("scaling_pairs", [])
+    if len(pairs) < 2:
+        return ""
+    each = ", ".join(f"{p['speedup_wall']:.2f}x / {p['speedup_flow']:.2f}x ({f(p['workers_1_wall_s'], '{:.1f}')} s -> "
+                     f"{f(p['workers_2_wall_s'], '{:.1f}')} s)" for p in pairs)
+    return f"; median of {len(pairs)} pairs of runs, 1 worker then 2, command / flow: {each}"
+
+
 def section_runs(doc: dict) -> dict[str, list[str]]:
     fig = doc["figures"]["datasets"]
     naive, cache, scaling, memory = [], [], [], []
@@ -90,7 +112,7 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
             sw, sf = res["speedup_2_vs_1_wall"], res["speedup_2_vs_1_flow"]
             notes_scaling.append(f"- {dataset}: 2 workers are {sw:.2f}x faster than 1 for the whole command, {sf:.2f}x "
                                  f"inside the flow (target >= {TARGETS['scaling']}x on a quiet machine: "
-                                 f"{_scaling_verdict(sw, sf)}).")
+                                 f"{_scaling_verdict(sw, sf)})" + _pairs_note(res) + ".")
     for rep in doc.get("scaling_repeats", []):
         notes_scaling.append(f"- {rep['dataset']}, a repeat with the same code (`{rep['command']}`, {rep['date_utc']}, "
                              f"mean 1-min load {rep['load_average'].get('during_1min_mean')}): "
@@ -105,12 +127,12 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
                                  f"all, the longest {max(real):.1f} s, so with one task per clip 2 workers could be at "
                                  f"most {bound:.2f}x faster; with 2 workers such clips are now split into a prepare task, "
                                  "tasks of a few TV-L1 pairs and a finish task (`PipelineConfig.execution`), which lifts "
-                                 "that bound. The 50 demo clips are each a small share of the work and stay whole; there "
-                                 "the fixed costs of a run (Python and Prefect start, flow-run set-up and planning, about "
-                                 "2.5 s before the first task; the summary, flow-run completion and cluster tear-down, "
-                                 "about 1.5 s after the last) weigh against a job of "
+                                 "that bound. The demo clips are each a small share of the work and stay whole; there "
+                                 "the fixed costs of a run (Python and Prefect start, flow-run set-up and planning before "
+                                 "the first task; the summary, flow-run completion, Prefect's heartbeat thread, which "
+                                 "stops on a 1 s tick, and the cluster's tear-down after the last) weigh against a job of "
                                  f"{fig.get('demo', {}).get('runs', {}).get('workers_1', {}).get('first', {}).get('flow_s', float('nan')):.0f}"
-                                 " s inside the flow.")
+                                 " s inside the flow" + _fixed_cost_note(fig.get("demo")) + ".")
     notes_cache += _startup_notes(doc["figures"])
     notes_naive = [""]
     for dataset, res in fig.items():
@@ -140,7 +162,8 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
                 la = bigger.get("load_average") or {}
                 notes_scaling.append(f"- {dataset} with {res['clips']} clips (`{bigger['command']}`, {bigger['date_utc']}, "
                                      f"mean 1-min load {la.get('during_1min_mean')}): {sw:.2f}x for the whole command, "
-                                     f"{sf:.2f}x inside the flow (target: {_scaling_verdict(sw, sf)}).")
+                                     f"{sf:.2f}x inside the flow (target: {_scaling_verdict(sw, sf)})"
+                                     + _pairs_note(res) + ".")
     for name, d in (("ingest_runs", doc), ("ingest_scaling_demo100", bigger)):
         if not d:
             continue
@@ -162,7 +185,9 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
                          "process (`tvl1.opencv_threads`). CPU of the fork server and of the workers forked from it "
                          "(which no process of the tree reaps) is the sum of each process's last 0.2 s sample.")
     out["scaling"] = md_table(["dataset", "clips", "1 worker s", "2 workers s", "speed-up", "1 worker flow s",
-                               "2 workers flow s", "flow speed-up"], scaling) + notes_scaling
+                               "2 workers flow s", "flow speed-up"], scaling) + [
+        "", "Times are those of the main runs; a speed-up is the median over the pairs of runs listed below when "
+        "there were several."] + notes_scaling
     out["memory"] = md_table(["dataset", "run", "peak RSS of the process tree MB", "largest single process MB"],
                              memory) + ["", "- The tree's RSS is summed over its processes: pages the Dask workers share "
                                         "with the fork server they came from (the pipeline's code and the landmark "

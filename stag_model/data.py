@@ -230,7 +230,7 @@ class InMemorySource:
         self.arrays = {k: torch.from_numpy(np.concatenate([d[k] for d in per_store])).to(device)
                        for k in FEATURE_ARRAYS}
         self.graph, self.device, self.prefetch = samples.graph, device, config.prefetch_factor
-        self.passes = Passes(self._start)
+        self.passes = Passes(self._start, lead=self.prefetch if device.type == "cpu" else 0)  # CPU: a gathering thread
 
     def _gather(self, positions: np.ndarray) -> tuple[np.ndarray, StagBatch]:
         if self.device.type == "cpu":
@@ -302,7 +302,8 @@ class StreamingSource:
         self.workers = resolve_workers(config.num_workers, device)
         self.loader = (BatchLoader(self.reader, self.workers, config.prefetch_factor, device.type == "cuda")
                        if self.workers else None)
-        self.passes = Passes(self._start)
+        # a reader thread may begin the next pass while this one's last batches are in use; workers serve one pass
+        self.passes = Passes(self._start, lead=0 if self.loader is not None else config.prefetch_factor)
 
     def _start(self, chunks: list[np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
         if self.loader is not None:

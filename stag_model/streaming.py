@@ -12,7 +12,8 @@
   of its consumer, so that reading or gathering the next batch overlaps the
   training step (file reads, zstd, numpy casts and torch copies release the GIL).
 - `Passes`: one pass (epoch) at a time over batches, whose reads run ahead and,
-  when the next pass's order is known (``upcoming``), on into the next pass.
+  when the next pass's order is known (``upcoming``), on into the next pass
+  (from a few batches before the end when a reader thread serves it).
 - `BatchLoader`: DataLoader worker processes that persist across epochs; an item
   is a whole batch (one read per array per batch, not one per sample) and the
   batch list is replaced at every pass.
@@ -205,14 +206,19 @@ class Passes(Generic[T]):
     """Passes over batches of positions, one at a time. ``start(batches)`` makes
     the results of a pass's batches (in order) and begins reading them as it is
     called. A pass told which positions the next pass will ask for
-    (``upcoming``, in their final order) starts that pass's reads as soon as it
-    has handed out its own last result, so the first batch of the next epoch is
-    read while the last step of this one runs. The next pass uses those reads
-    if it asks for exactly those positions and batch size; otherwise they are
-    stopped and dropped."""
+    (``upcoming``, in their final order) starts that pass's reads when it hands
+    out its result ``lead`` places before its last (at the latest with the
+    first), so the first batches of the next epoch are read while the last
+    steps of this one run. With ``lead`` 0 that is the last result, for readers
+    that serve one pass at a time (DataLoader workers); a reader thread that is
+    ``depth`` results ahead has read its pass to the end ``depth`` results
+    before the last, and a lead of ``depth`` keeps a short last batch (a short
+    last step) from leaving the next epoch's first read unfinished. The next
+    pass uses those reads if it asks for exactly those positions and batch
+    size; otherwise they are stopped and dropped."""
 
-    def __init__(self, start: Callable[[list[np.ndarray]], Iterator[T]]):
-        self.start = start
+    def __init__(self, start: Callable[[list[np.ndarray]], Iterator[T]], lead: int = 0):
+        self.start, self.lead = start, lead
         self._ahead: tuple[np.ndarray, int, Iterator[T]] | None = None
 
     def __call__(self, positions: np.ndarray, batch_size: int, generator: torch.Generator | None = None,
@@ -223,9 +229,10 @@ class Passes(Generic[T]):
         chunks = split_batches(order, batch_size)
         items = self._claim(order, batch_size)
         with closing(self.start(chunks) if items is None else items) as items:
+            begin = max(0, len(chunks) - 1 - self.lead)
             for i in range(len(chunks)):
                 item = next(items)
-                if i == len(chunks) - 1 and upcoming is not None:  # the reader is free: begin the next pass
+                if i == begin and upcoming is not None:  # this pass's reads are (about) done: begin the next pass
                     ahead = np.array(upcoming)
                     self._ahead = (ahead, batch_size, self.start(split_batches(ahead, batch_size)))
                 yield item

@@ -242,6 +242,26 @@ def test_the_next_epoch_is_read_while_the_last_batch_is_in_use(two_stores):
     source.close()
 
 
+@pytest.mark.parametrize("kind", ["memory", "stream_w0", "stream_w2"])
+def test_a_reader_thread_begins_the_next_epoch_prefetch_batches_before_the_end(two_stores, kind):
+    """A short last batch (a short last step) must not leave the next epoch's first read unfinished: a
+    reader thread begins it ``prefetch_factor`` batches before the end; DataLoader workers, which serve
+    one pass at a time, with the last batch."""
+    samples, reference = two_stores
+    source = _source(kind, samples)
+    first, second = np.arange(0, 33), np.arange(40, 20, -1)  # 5 batches of 8, the last of 1
+    lead = 0 if kind == "stream_w2" else DataConfig(scheme="demo").prefetch_factor
+    begun = []
+    try:
+        for i, _ in enumerate(source.batches(first, 8, upcoming=second)):
+            begun.append(source.passes._ahead is not None)
+        assert begun == [i >= 4 - lead for i in range(5)]
+        _assert_same_batches(_expected(reference, second, 8), list(source.batches(second, 8)))
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+
+
 def test_the_normaliser_pass_reads_the_first_epoch_ahead(two_stores):
     samples, reference = two_stores
     source = _source("stream_w0", samples)
