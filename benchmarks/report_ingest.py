@@ -172,6 +172,7 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
             if "workers_1" not in runs or "workers_2" not in runs:
                 continue
             notes_scaling += _cpu_notes(dataset, res)
+    notes_scaling += _ceiling_notes()
     notes_scaling.append("- How the runs are scheduled: clips that are a large share of one worker's work are split "
                          "(`stag_features.ingest_plan.split_costliest`) and submitted first; the other samples go to the "
                          "workers in batches, longest clips first, "
@@ -206,6 +207,23 @@ def _startup_notes(fig: dict) -> list[str]:
             f"the fast path's imports {st['fast_path_imports_s']:.2f} s; with Prefect and the flow as well "
             f"{st['flow_imports_s']:.2f} s (the floor of every rerun before the fast path). For the fast path the "
             "'rerun flow s' column is the planning time its summary reports (0.1 s resolution)."]
+
+
+def _ceiling_notes() -> list[str]:
+    """What the machine's two cores give perfectly parallel TV-L1 (benchmarks/parallel_ceiling.py)."""
+    doc, smoke = load("parallel_ceiling")
+    if not doc:
+        return ["- The machine's own ceiling for 2 vs 1 (`python benchmarks/parallel_ceiling.py`) is not recorded yet."]
+    by_set: dict[str, list[float]] = {}
+    for row in doc["figures"]["rows"]:
+        by_set.setdefault(row["dataset"], []).append(row["ceiling"])
+    la = doc.get("load_average") or {}
+    each = "; ".join(f"{name} settings {min(v):.2f}-{max(v):.2f}x over {len(v)} repeats" for name, v in by_set.items())
+    return [f"- What the two cores give work with no fixed cost and nothing shared (`{doc['command']}`, "
+            f"{doc['date_utc']}, mean 1-min load {la.get('during_1min_mean')}{', smoke run' if smoke else ''}): two "
+            f"TV-L1 jobs at once against one alone, {each}. The gap between that and the speed-ups above is stag's "
+            "own: the fixed start and stop of a run, and the CPU of the command process (Prefect's engine, the "
+            "Dask scheduler) and of the Prefect server, which with 2 workers shares the cores with them."]
 
 
 def _cpu_notes(dataset: str, res: dict) -> list[str]:
