@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import DEMO_DEFAULTS, SCRATCH_BASE, SHARED_DATA, write_bench_catalog
+from benchmarks._common import SCRATCH_BASE, SHARED_DATA
+from benchmarks._inputs import DEMO_DEFAULTS, write_bench_catalog
 
 BENCH_SCHEME = "bench"
 BENCH_CLASSES = ("a", "b", "c")
@@ -54,8 +55,8 @@ def extract_demo_features(config_overrides: dict, n_clips: int, folder: Path):
 
 
 def extract_real_features(config_overrides: dict, clip_names: list[str]):
-    """Features of real clips (benchmarks._common.REAL_CLIPS names) under a PipelineConfig with ``config_overrides``."""
-    from benchmarks._common import resolve_clip
+    """Features of real clips (benchmarks._inputs.REAL_CLIPS names) under a PipelineConfig with ``config_overrides``."""
+    from benchmarks._inputs import resolve_clip
 
     return _extract([resolve_clip(name).record() for name in clip_names], config_overrides)
 

@@ -46,18 +46,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil  # noqa: E402
 
 from benchmarks._common import (  # noqa: E402
-    DEMO_DEFAULTS,
-    REAL_CLIPS,
     LoadSampler,
     prefect_server,
     process_cpu_s,
-    resolve_clip,
     run_tree,
     scratch_dir,
     table,
-    write_bench_catalog,
     write_results,
 )
+from benchmarks._inputs import DEMO_DEFAULTS, REAL_CLIPS, resolve_clip, write_bench_catalog  # noqa: E402
 
 STAG_TIMEOUT_S = 900  # a hung run is killed and reported by its return code
 # what stag-ingest imports before it knows whether the flow must run (the fast path's floor)

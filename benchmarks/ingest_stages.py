@@ -30,17 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (  # noqa: E402
-    DEMO_DEFAULTS,
-    REAL_CLIPS,
-    LoadSampler,
-    peak_rss_mb,
-    resolve_clip,
-    scratch_dir,
-    table,
-    write_bench_catalog,
-    write_results,
-)
+from benchmarks._common import LoadSampler, peak_rss_mb, scratch_dir, table, write_results  # noqa: E402
+from benchmarks._inputs import DEMO_DEFAULTS, REAL_CLIPS, resolve_clip, write_bench_catalog  # noqa: E402
 
 STAGES = ("decode", "face", "align", "motion", "tvl1", "strain", "rois", "aus", "graph", "write")
 

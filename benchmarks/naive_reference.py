@@ -95,10 +95,10 @@ def naive_clip(frames: list[np.ndarray], out_file: Path, detector, predictor, tv
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks._common import resolve_clip
+    from benchmarks._inputs import resolve_clip
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", nargs="*", default=[], help="real clip names (benchmarks/_common.py REAL_CLIPS)")
+    parser.add_argument("--clips", nargs="*", default=[], help="real clip names (benchmarks/_inputs.py REAL_CLIPS)")
     parser.add_argument("--folders", nargs="*", default=[], type=Path,
                         help="frame folders, each 'PATH' or 'PATH:START:STOP' (0-based positions, stop exclusive)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the .npy files")

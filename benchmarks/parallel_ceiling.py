@@ -88,7 +88,7 @@ def measure_ceiling(pairs: int, size: int, tvl1_json: str = "", env: dict | None
 
 def dataset_settings() -> dict[str, tuple[int, str]]:
     """(crop size, TVL1Config JSON) of ingest_runs' datasets: real (defaults) and demo (the catalog's overrides)."""
-    from benchmarks._common import project_demo_options
+    from benchmarks._inputs import project_demo_options
     from schemas.pipeline_config import PipelineConfig
 
     out = {}

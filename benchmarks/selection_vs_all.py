@@ -33,15 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (  # noqa: E402
-    DEMO_DEFAULTS,
-    LoadSampler,
-    resolve_clip,
-    scratch_dir,
-    table,
-    write_bench_catalog,
-    write_results,
-)
+from benchmarks._common import LoadSampler, scratch_dir, table, write_results  # noqa: E402
+from benchmarks._inputs import DEMO_DEFAULTS, resolve_clip, write_bench_catalog  # noqa: E402
 from benchmarks.ingest_stages import _store_for  # noqa: E402
 
 

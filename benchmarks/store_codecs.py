@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=32, help="samples in the pipeline-shaped store")
     parser.add_argument("--real-clips", nargs="*", default=list(REAL_CODEC_CLIPS),
-                        help="real clips (benchmarks._common.REAL_CLIPS) whose features make a second codec store; "
+                        help="real clips (benchmarks._inputs.REAL_CLIPS) whose features make a second codec store; "
                         "none: skip")
     parser.add_argument("--repeats", type=int, default=7, help="read rounds over every codec (the fastest counts)")
     parser.add_argument("--scratch", type=Path, default=None)
