@@ -47,6 +47,7 @@ from stag_features.sample_ingest import (
     prepare_split,
     record_dead_batch,
     split_pairs,
+    with_input_hashes,
     work_cost,
 )
 
@@ -137,6 +138,7 @@ def _run_batches(plan: IngestPlan, config: PipelineConfig, logger) -> list[Sampl
     config_json = config.model_dump_json(by_alias=True)
     parallelism = _parallelism()
     whole, split = clips_to_split(plan.work, parallelism, config)
+    split = with_input_hashes(split)  # a split clip's three kinds of task share one item
     batches = guided_batches(whole, parallelism, cost=work_cost)
     futures = _submit_split(plan, split, config, config_json)
     futures += [ingest_batch_task.submit(plan.store, batch, config_json) for batch in batches]

@@ -1,7 +1,9 @@
 """What an ingest run does per sample, and what it reports at the end.
 
 ``input_hash`` fingerprints a record and the bytes of its frame source before
-anything is decoded, so a rerun can decide per sample, cheaply:
+anything is decoded, so a rerun can decide per sample, cheaply. Planning reads
+it only where it can change the decision (``hash_decides``); a new sample's
+task computes it before it reads its frames. The rule:
 
     committed, same input hash, same config hash  -> skip
     failed on its input, same input and config    -> skip (the failure stands; --force retries)
@@ -68,6 +70,15 @@ def input_hashes(records: Sequence[SampleRecord]) -> Iterator[str]:
         yield from pool.map(input_hash, records)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def hash_decides(state: SlotState | None, config_hash: str, force: bool) -> bool:
+    """Whether ``needs_compute`` depends on the input hash: only for a sample committed, or failed on
+    its input, under this config. Any other sample (new, interrupted, retryable, another config, or
+    ``force``) is computed whatever its input, so planning need not read its frames."""
+    if force or state is None or state.config_hash != config_hash:
+        return False
+    return state.committed or (bool(state.failure_stage) and state.failure_stage not in RETRIED_FAILURE_STAGES)
 
 
 def needs_compute(state: SlotState | None, in_hash: str, config_hash: str, force: bool) -> bool:

@@ -21,7 +21,7 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
-from stag_features.ingest_plan import SampleOutcome, input_hashes, needs_compute
+from stag_features.ingest_plan import SampleOutcome, hash_decides, input_hashes, needs_compute
 from stag_features.store import (
     StoreIdentity,
     allocate_slots,
@@ -35,6 +35,9 @@ PRODUCER = "pipeline"
 FLOW_UNITS = "px at the aligned crop size (align.crop_size)"
 
 
+DEFERRED_HASH = ""  # a WorkItem's input hash that planning did not compute (it could not change the decision)
+
+
 @dataclass(frozen=True)
 class WorkItem:
     """One sample to compute: where it goes and what it is (the record as JSON)."""
@@ -42,7 +45,7 @@ class WorkItem:
     sample_id: str
     slot: int
     record_json: str
-    input_hash: str
+    input_hash: str  # DEFERRED_HASH: the task computes it (``sample_ingest.with_input_hash``) before reading frames
     frames: int = 0  # frames the sheet gives the clip (onset..offset): its cost estimate when scheduling
 
 
@@ -205,15 +208,18 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
     states = slot_states(entry.store)
     plan = IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state=state,
                       bad_rows=sheet.bad_rows)
-    accepted = [r for r in sheet.records if r.sample_id not in sheet.rejected]
-    hashes = dict(zip((r.sample_id for r in accepted), input_hashes(accepted)))
+    # the input hash is read here only where it decides; the other samples' tasks hash their inputs
+    # (DEFERRED_HASH), so a first ingest does not read every frame file once more before any work starts
+    decides = [r for r in sheet.records if r.sample_id not in sheet.rejected
+               and hash_decides(states.get(r.sample_id), identity.config_hash, force)]
+    hashes = dict(zip((r.sample_id for r in decides), input_hashes(decides)))
     for record in sheet.records:
         sid = record.sample_id
         if sid in sheet.rejected:
             plan.decided.append(SampleOutcome(sid, "failed", "annotation", sheet.rejected[sid]))
             continue
-        in_hash = hashes[sid]
-        if needs_compute(states.get(sid), in_hash, identity.config_hash, force):
+        in_hash = hashes.get(sid, DEFERRED_HASH)
+        if sid not in hashes or needs_compute(states.get(sid), in_hash, identity.config_hash, force):
             plan.work.append(WorkItem(sid, slots[sid], record.model_dump_json(), in_hash, analysed_frames(record)))
         else:
             plan.decided.append(SampleOutcome(sid, "skipped"))

@@ -22,6 +22,7 @@ flow (``record_dead_batch``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -32,8 +33,8 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from stag_features.errors import SampleError
-from stag_features.ingest_plan import SampleOutcome, split_costliest
-from stag_features.ingest_steps import IngestPlan, WorkItem
+from stag_features.ingest_plan import SampleOutcome, input_hash, input_hashes, split_costliest
+from stag_features.ingest_steps import DEFERRED_HASH, IngestPlan, WorkItem
 from stag_features.store import record_failure, slot_states, write_sample
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, dlib) loads in the workers only, not in the flow's process
@@ -151,8 +152,26 @@ def recorded_with_retries(store: str, item: WorkItem, step: Callable[[], T]) -> 
     return with_io_retries(store, item, lambda: recorded(store, item, step))
 
 
+def with_input_hash(item: WorkItem) -> WorkItem:
+    """``item`` with its input hash (``ingest_plan.input_hash``: the record and its frame files'
+    bytes, read before anything is decoded) when planning deferred it."""
+    if item.input_hash != DEFERRED_HASH:
+        return item
+    return dataclasses.replace(item, input_hash=input_hash(SampleRecord.model_validate_json(item.record_json)))
+
+
+def with_input_hashes(items: Sequence[WorkItem]) -> list[WorkItem]:
+    """``with_input_hash`` of each item, the deferred ones hashed by one thread per core."""
+    deferred = [item for item in items if item.input_hash == DEFERRED_HASH]
+    hashes = iter(input_hashes([SampleRecord.model_validate_json(item.record_json) for item in deferred]))
+    return [dataclasses.replace(item, input_hash=next(hashes)) if item.input_hash == DEFERRED_HASH else item
+            for item in items]
+
+
 def ingest_sample_with_retries(store: str, item: WorkItem, config: PipelineConfig) -> SampleOutcome:
-    """ingest_sample, its transient I/O errors retried (``with_io_retries``)."""
+    """ingest_sample (its input hashed first when planning deferred it), its transient I/O errors
+    retried (``with_io_retries``)."""
+    item = with_input_hash(item)  # never raises: an unreadable input hashes as such and fails in its stage
     return with_io_retries(store, item, lambda: ingest_sample(store, item, config))
 
 
@@ -163,8 +182,9 @@ def record_dead_batch(plan: IngestPlan, items: list[WorkItem], exc: BaseExceptio
     outcomes = []
     for item in items:
         state = states.get(item.sample_id)
-        if state is not None and state.committed and (state.input_hash, state.config_hash) == (
-                item.input_hash, plan.config_hash):
+        # a deferred hash: planning found the slot not settled under this config, so a commit is this run's
+        if state is not None and state.committed and state.config_hash == plan.config_hash and (
+                item.input_hash in (DEFERRED_HASH, state.input_hash)):
             outcomes.append(SampleOutcome(item.sample_id, "ok"))
             continue
         reason = f"{type(exc).__name__}: {exc} (its task failed)"

@@ -65,6 +65,29 @@ def test_rerun_of_a_complete_store_takes_the_fast_path(demo_copy):
     assert _fingerprint(store) == before  # byte for byte
 
 
+def test_a_first_ingest_hashes_inputs_in_its_tasks_and_a_rerun_in_planning(threaded_demo_store, tiny_demo_raw,
+                                                                            tmp_path, monkeypatch):
+    catalog, store = threaded_demo_store
+    entry, config = resolve_dataset(catalog, "demo")
+    records = {r.sample_id: r for r in load_dataset(entry).records}
+    # the tasks of the first ingest stored the hash planning would have computed
+    assert {sid: s.input_hash for sid, s in slot_states(store).items()} == {
+        sid: input_hash(r) for sid, r in records.items()}
+    hashed = []
+    real = ingest_steps.input_hashes
+    monkeypatch.setattr(ingest_steps, "input_hashes", lambda rs: (hashed.extend(r.sample_id for r in rs), real(rs))[1])
+    fresh = resolve_dataset(write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, tmp_path / "new.zarr")}),
+                            "demo")[0]
+    plan = ingest_steps.prepare_ingest(fresh, config)
+    assert hashed == [] and len(plan.work) == len(records)  # a new store: nothing read in planning
+    assert {item.input_hash for item in plan.work} == {ingest_steps.DEFERRED_HASH}
+    copy = copy_store(store, tmp_path / "copy.zarr")
+    (tmp_path / "c").mkdir()
+    settled = resolve_dataset(write_catalog(tmp_path / "c", {"demo": demo_entry(tiny_demo_raw, copy)}), "demo")[0]
+    plan = ingest_steps.prepare_ingest(settled, config)
+    assert sorted(hashed) == sorted(records) and not plan.work  # committed: every input hashed, all skipped
+
+
 def test_settled_plan_skips_exactly_what_prepare_would_skip(demo_copy):
     catalog, store = demo_copy
     entry, config = resolve_dataset(catalog, "demo")

@@ -7,7 +7,7 @@ import zarr
 import flows.ingest as ingest_flow
 import stag_features.sample_ingest as sample_ingest
 from stag_features.ingest_plan import SampleOutcome, guided_batches
-from stag_features.ingest_steps import IngestPlan, WorkItem
+from stag_features.ingest_steps import DEFERRED_HASH, IngestPlan, WorkItem
 from stag_features.store import slot_states
 
 from .conftest import copy_store  # noqa: TID252
@@ -62,14 +62,16 @@ def test_transient_io_errors_are_retried_per_sample_and_the_batch_goes_on(monkey
     assert [(args[2], args[3]) for args in no_delay] == [("s/c2", "io")]  # recorded in the store
 
 
-def test_a_dead_batch_keeps_what_it_committed_and_records_the_rest(threaded_demo_store, tmp_path):
+@pytest.mark.parametrize("deferred", [False, True], ids=["hashed-in-planning", "hash-deferred-to-the-task"])
+def test_a_dead_batch_keeps_what_it_committed_and_records_the_rest(threaded_demo_store, tmp_path, deferred):
     _catalog, reference = threaded_demo_store
     store = copy_store(reference, tmp_path / "demo.zarr")
     states = slot_states(store)
     done_id, lost_id = sorted(states)[:2]
     zarr.open_group(str(store), mode="r+")["committed"][states[lost_id].slot] = False  # killed before its commit
     plan = IngestPlan(store=str(store), config_hash=states[done_id].config_hash, store_state="opened")
-    items = [WorkItem(sid, states[sid].slot, "{}", states[sid].input_hash) for sid in (done_id, lost_id)]
+    items = [WorkItem(sid, states[sid].slot, "{}", DEFERRED_HASH if deferred else states[sid].input_hash)
+             for sid in (done_id, lost_id)]
     outcomes = sample_ingest.record_dead_batch(plan, items, RuntimeError("worker killed"))
     assert [(o.sample_id, o.status) for o in outcomes] == [(done_id, "ok"), (lost_id, "failed")]
     after = slot_states(store)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from schemas.sample_record import FrameSource, SampleRecord
-from stag_features.ingest_plan import RunSummary, SampleOutcome, input_hash, needs_compute
+from stag_features.ingest_plan import RunSummary, SampleOutcome, hash_decides, input_hash, needs_compute
 from stag_features.store import SlotState
 
 
@@ -20,6 +20,18 @@ def test_skip_rule():
     assert needs_compute(_state(stage="unexpected"), "i", "c", force=False)  # a stage's bug: try again
     assert needs_compute(_state(stage="io"), "i", "c", force=False)  # transient I/O: try again
     assert needs_compute(_state(), "i", "c", force=False)  # allocated, never finished (a crash)
+
+
+def test_the_input_hash_is_read_in_planning_only_where_it_can_change_the_decision():
+    states = [None, _state(committed=True), _state(committed=True, config_hash="other"), _state(stage="face"),
+              _state(stage="unexpected"), _state(stage="io"), _state()]
+    for state in states:
+        for force in (False, True):
+            decides = hash_decides(state, "c", force)
+            # exactly where some input hash skips the sample and another computes it
+            assert decides == (needs_compute(state, "i", "c", force) != needs_compute(state, "changed", "c", force))
+    assert hash_decides(_state(committed=True), "c", force=False)
+    assert not hash_decides(None, "c", force=False)
 
 
 def test_input_hash_covers_record_and_frame_bytes(tmp_path):
