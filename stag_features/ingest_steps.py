@@ -208,10 +208,12 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
     states = slot_states(entry.store)
     plan = IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state=state,
                       bad_rows=sheet.bad_rows)
-    # the input hash is read here only where it decides; the other samples' tasks hash their inputs
-    # (DEFERRED_HASH), so a first ingest does not read every frame file once more before any work starts
+    # the input hash is read here only for samples settled under this config (where it decides, and under
+    # --force too, so that a dead task's deferred items never pass a commit of an earlier run as this run's);
+    # the other samples' tasks hash their inputs (DEFERRED_HASH): a first ingest does not read every frame
+    # file once more before any work starts
     decides = [r for r in sheet.records if r.sample_id not in sheet.rejected
-               and hash_decides(states.get(r.sample_id), identity.config_hash, force)]
+               and hash_decides(states.get(r.sample_id), identity.config_hash, force=False)]
     hashes = dict(zip((r.sample_id for r in decides), input_hashes(decides)))
     for record in sheet.records:
         sid = record.sample_id

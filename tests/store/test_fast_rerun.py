@@ -86,6 +86,10 @@ def test_a_first_ingest_hashes_inputs_in_its_tasks_and_a_rerun_in_planning(threa
     settled = resolve_dataset(write_catalog(tmp_path / "c", {"demo": demo_entry(tiny_demo_raw, copy)}), "demo")[0]
     plan = ingest_steps.prepare_ingest(settled, config)
     assert sorted(hashed) == sorted(records) and not plan.work  # committed: every input hashed, all skipped
+    hashed.clear()
+    plan = ingest_steps.prepare_ingest(settled, config, force=True)
+    assert sorted(hashed) == sorted(records) and len(plan.work) == len(records)  # --force: hashed, so a dead
+    assert all(item.input_hash != ingest_steps.DEFERRED_HASH for item in plan.work)  # batch can't claim old commits
 
 
 def test_settled_plan_skips_exactly_what_prepare_would_skip(demo_copy):
