@@ -302,8 +302,8 @@ class StreamingSource:
         self.workers = resolve_workers(config.num_workers, device)
         self.loader = (BatchLoader(self.reader, self.workers, config.prefetch_factor, device.type == "cuda")
                        if self.workers else None)
-        # a reader thread may begin the next pass while this one's last batches are in use; workers serve one pass
-        self.passes = Passes(self._start, lead=0 if self.loader is not None else config.prefetch_factor)
+        # the next pass's reads begin when this one's are done: as many results before its end as are in flight
+        self.passes = Passes(self._start, lead=self.loader.lead if self.loader is not None else config.prefetch_factor)
 
     def _start(self, chunks: list[np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
         if self.loader is not None:

@@ -13,16 +13,18 @@
   training step (file reads, zstd, numpy casts and torch copies release the GIL).
 - `Passes`: one pass (epoch) at a time over batches, whose reads run ahead and,
   when the next pass's order is known (``upcoming``), on into the next pass
-  (from a few batches before the end when a reader thread serves it).
+  (from as many batches before the end as the reader has in flight).
 - `BatchLoader`: DataLoader worker processes that persist across epochs; an item
-  is a whole batch (one read per array per batch, not one per sample) and the
-  batch list is replaced at every pass.
+  is a whole batch (one read per array per batch, not one per sample); a pass
+  begun while the workers still read the one before is fed to the same
+  DataLoader iteration, so the workers read on into the next epoch.
 """
 from __future__ import annotations
 
 import os
 import queue
 import threading
+from collections import deque
 from contextlib import closing
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
@@ -209,13 +211,13 @@ class Passes(Generic[T]):
     (``upcoming``, in their final order) starts that pass's reads when it hands
     out its result ``lead`` places before its last (at the latest with the
     first), so the first batches of the next epoch are read while the last
-    steps of this one run. With ``lead`` 0 that is the last result, for readers
-    that serve one pass at a time (DataLoader workers); a reader thread that is
-    ``depth`` results ahead has read its pass to the end ``depth`` results
-    before the last, and a lead of ``depth`` keeps a short last batch (a short
-    last step) from leaving the next epoch's first read unfinished. The next
-    pass uses those reads if it asks for exactly those positions and batch
-    size; otherwise they are stopped and dropped."""
+    steps of this one run. A reader that is ``depth`` results ahead (a reader
+    thread; DataLoader workers, ``workers * prefetch``) has read its pass to the
+    end ``depth`` results before the last: a lead of ``depth`` keeps it reading
+    on, and a short last batch (a short last step) from leaving the next
+    epoch's first read unfinished. The next pass uses those reads if it asks
+    for exactly those positions and batch size; otherwise they are stopped and
+    dropped."""
 
     def __init__(self, start: Callable[[list[np.ndarray]], Iterator[T]], lead: int = 0):
         self.start, self.lead = start, lead
@@ -255,17 +257,26 @@ class Passes(Generic[T]):
             self._ahead = None
 
 
-class _EpochBatches(Sampler):
-    """The batches (lists of positions) of the current pass; replaced before each pass."""
+class _FedBatches(Sampler):
+    """The batches (lists of positions) handed to the workers, in order. Batches
+    fed while the workers are being handed the earlier ones follow them in the
+    same DataLoader iteration; ``exhausted`` once it found nothing left to hand."""
 
     def __init__(self):
-        self.batches: list[list[int]] = []
+        self.queue: deque[list[int]] = deque()
+        self.exhausted = True
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
+        self.exhausted = False
+        return self._drain()
+
+    def _drain(self) -> Iterator[list[int]]:
+        while self.queue:
+            yield self.queue.popleft()
+        self.exhausted = True
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.queue)
 
 
 class _BatchDataset(Dataset):
@@ -285,33 +296,56 @@ def _unchanged(item):
 class BatchLoader:
     """``read(batch)`` for every batch of a pass, in ``workers`` processes that
     persist across passes, ``prefetch`` batches ahead per worker; results are
-    pinned when ``pin`` (CUDA). One pass at a time: a pass started while an
-    earlier one is unfinished ends the earlier one (it raises if resumed)."""
+    pinned when ``pin`` (CUDA). A pass started while the workers are still being
+    handed the batches of the one before (``workers * prefetch`` results or more
+    before its end) continues the same DataLoader iteration, so the workers read
+    on into it without a pause; otherwise the iteration is reset, at once if
+    every earlier result was handed out, else at the new pass's first result.
+    The pass that takes its first result ends every earlier unfinished pass
+    (one resumed after that raises)."""
 
     def __init__(self, read: Callable, workers: int, prefetch: int, pin: bool):
-        self.order = _EpochBatches()
+        self.order = _FedBatches()
         self.loader = DataLoader(_BatchDataset(read), batch_size=None, sampler=self.order, collate_fn=_unchanged,
                                  num_workers=workers, prefetch_factor=prefetch, persistent_workers=True,
                                  pin_memory=pin,
                                  generator=torch.Generator())  # its own RNG: the global one (dropout, init) stays untouched
-        self.passes = 0
+        self.lead = workers * prefetch  # results in flight: a pass started this many results before the end chains
+        self._items: Iterator | None = None  # the current DataLoader iteration
+        self._iteration = self._fed = self._handed = 0  # its number, batches fed to it, results handed out of it
 
     def start(self, batches: list[np.ndarray]) -> Iterator:
-        """``read(batch)`` of each batch, in order; the workers get the first
-        batches at once. Ends any earlier pass (it raises if resumed)."""
-        self.passes += 1
-        self.order.batches = batches
-        return self._results(iter(self.loader), self.passes)  # persistent workers: reset to the new batch list
+        """``read(batch)`` of each batch, in order (see the class)."""
+        if self._items is not None and not self.order.exhausted:  # chained after the batches already fed
+            begin = self._fed
+            self.order.queue.extend(batches)
+            self._fed += len(batches)
+            return self._results(batches, self._iteration, begin)
+        if self._handed == self._fed:  # nothing earlier left to hand out: the workers get the first batches now
+            self._restart(batches)
+            return self._results(batches, self._iteration, 0)
+        return self._results(batches, -1, 0)  # reset at its first result
 
-    def _results(self, items: Iterator, this_pass: int) -> Iterator:
-        while True:
-            if self.passes != this_pass:
-                raise RuntimeError("another pass over this source started before this one finished; "
-                                   "a streaming source serves one batches() iteration at a time")
+    def _restart(self, batches: list[np.ndarray]) -> None:
+        self.order.queue.clear()
+        self.order.queue.extend(batches)
+        self._items = iter(self.loader)  # persistent workers: the iteration is reset, results in flight dropped
+        self._iteration += 1
+        self._fed, self._handed = len(batches), 0
+
+    def _results(self, batches: list[np.ndarray], iteration: int, begin: int) -> Iterator:
+        for k in range(len(batches)):
+            if iteration != self._iteration or self._handed != begin + k:
+                if k > 0:
+                    raise RuntimeError("another pass over this source started before this one finished; "
+                                       "a streaming source serves one batches() iteration at a time")
+                self._restart(batches)  # an earlier pass is unfinished or its reads were dropped: it ends here
+                iteration, begin = self._iteration, 0
             try:
-                item = next(items)
+                item = next(self._items)
             except StopIteration:
-                return
+                raise RuntimeError("the DataLoader iteration ended before the batches fed to it") from None
+            self._handed += 1
             yield item
 
     def close(self) -> None:
@@ -320,3 +354,5 @@ class BatchLoader:
         if iterator is not None:
             iterator._shutdown_workers()
             self.loader._iterator = None
+        self._items, self._fed, self._handed = None, 0, 0
+        self._iteration += 1  # a pass begun before ends

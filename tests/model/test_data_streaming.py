@@ -243,23 +243,60 @@ def test_the_next_epoch_is_read_while_the_last_batch_is_in_use(two_stores):
 
 
 @pytest.mark.parametrize("kind", ["memory", "stream_w0", "stream_w2"])
-def test_a_reader_thread_begins_the_next_epoch_prefetch_batches_before_the_end(two_stores, kind):
-    """A short last batch (a short last step) must not leave the next epoch's first read unfinished: a
-    reader thread begins it ``prefetch_factor`` batches before the end; DataLoader workers, which serve
-    one pass at a time, with the last batch."""
+def test_the_next_epoch_begins_as_many_batches_before_the_end_as_the_reader_has_in_flight(two_stores, kind):
+    """A short last batch (a short last step) must not leave the next epoch's first read unfinished, and
+    the reader must not pause between epochs: the next epoch's reads begin once this one's are all
+    asked for, ``prefetch_factor`` batches before the end for a reader thread, ``workers *
+    prefetch_factor`` for DataLoader workers."""
     samples, reference = two_stores
     source = _source(kind, samples)
-    first, second = np.arange(0, 33), np.arange(40, 20, -1)  # 5 batches of 8, the last of 1
-    lead = 0 if kind == "stream_w2" else DataConfig(scheme="demo").prefetch_factor
+    first, second = np.arange(0, 49), np.arange(40, 20, -1)  # 7 batches of 8, the last of 1
+    prefetch = DataConfig(scheme="demo").prefetch_factor
+    lead = 2 * prefetch if kind == "stream_w2" else prefetch
     begun = []
     try:
         for i, _ in enumerate(source.batches(first, 8, upcoming=second)):
             begun.append(source.passes._ahead is not None)
-        assert begun == [i >= 4 - lead for i in range(5)]
+        assert begun == [i >= 6 - lead for i in range(7)]
         _assert_same_batches(_expected(reference, second, 8), list(source.batches(second, 8)))
     finally:
         if hasattr(source, "close"):
             source.close()
+
+
+class _LoggedRead:
+    """A worker's batch reads, each appended (positions) to a file shared by the worker processes."""
+
+    def __init__(self, read, log):
+        self.read, self.log = read, log
+
+    def __call__(self, positions):
+        with open(self.log, "a") as handle:
+            handle.write(" ".join(map(str, positions)) + "\n")
+        return self.read(positions)
+
+
+def test_dataloader_workers_read_on_into_the_next_epoch(two_stores, tmp_path):
+    """Before the last steps of an epoch the workers already read the next epoch's first batches, in the
+    same DataLoader iteration (no reset): each is read once and the batches are unchanged."""
+    samples, reference = two_stores
+    source = _source("stream_w2", samples)
+    log = tmp_path / "reads.txt"
+    log.touch()
+    dataset = source.loader.loader.dataset
+    dataset.read = _LoggedRead(dataset.read, log)  # before the workers start
+    first, second = np.arange(0, 48), np.arange(40, 8, -1)  # 6 batches of 8, then 4
+    wanted = " ".join(map(str, second[:8]))
+    try:
+        for i, _ in enumerate(source.batches(first, 8, upcoming=second)):
+            if i == 4:  # two steps before the end of the epoch
+                assert _wait_for(lambda: wanted in log.read_text().splitlines(), timeout_s=5.0)
+        _assert_same_batches(_expected(reference, second, 8), list(source.batches(second, 8)))
+    finally:
+        source.close()
+    reads = log.read_text().splitlines()
+    chunks = [" ".join(map(str, second[i:i + 8])) for i in range(0, len(second), 8)]
+    assert sorted(r for r in reads if r in chunks) == sorted(chunks)  # each once (two workers: any order)
 
 
 def test_the_normaliser_pass_reads_the_first_epoch_ahead(two_stores):
