@@ -208,9 +208,9 @@ class Passes(Generic[T]):
     """Passes over batches of positions, one at a time. ``start(batches)`` makes
     the results of a pass's batches (in order) and begins reading them as it is
     called. A pass told which positions the next pass will ask for
-    (``upcoming``, in their final order) starts that pass's reads when it hands
-    out its result ``lead`` places before its last (at the latest with the
-    first), so the first batches of the next epoch are read while the last
+    (``upcoming``, in their final order) starts that pass's reads as it is about
+    to hand out its result ``lead`` places before its last (at the latest
+    before the first), so the first batches of the next epoch are read while the last
     steps of this one run. A reader that is ``depth`` results ahead (a reader
     thread; DataLoader workers, ``workers * prefetch``) has read its pass to the
     end ``depth`` results before the last: a lead of ``depth`` keeps it reading
@@ -233,11 +233,10 @@ class Passes(Generic[T]):
         with closing(self.start(chunks) if items is None else items) as items:
             begin = max(0, len(chunks) - 1 - self.lead)
             for i in range(len(chunks)):
-                item = next(items)
-                if i == begin and upcoming is not None:  # this pass's reads are (about) done: begin the next pass
+                if i == begin and upcoming is not None:  # this pass's reads are (about) all asked for: begin the next
                     ahead = np.array(upcoming)
                     self._ahead = (ahead, batch_size, self.start(split_batches(ahead, batch_size)))
-                yield item
+                yield next(items)
 
     def _claim(self, order: np.ndarray, batch_size: int) -> Iterator[T] | None:
         """The reads begun for this pass, if they were of exactly ``order`` and ``batch_size``."""
@@ -258,22 +257,26 @@ class Passes(Generic[T]):
 
 
 class _FedBatches(Sampler):
-    """The batches (lists of positions) handed to the workers, in order. Batches
-    fed while the workers are being handed the earlier ones follow them in the
-    same DataLoader iteration; ``exhausted`` once it found nothing left to hand."""
+    """The batches (lists of positions) handed to the workers, in order, from a
+    queue that may be fed while they are handed out. A DataLoader iteration asks
+    for one more batch each time it hands out a result, and an empty queue only
+    answers "none for now": batches fed while the iteration still has results to
+    hand out are drawn into that same iteration. ``dispatched``: batches handed
+    to the workers since the iteration began."""
 
     def __init__(self):
         self.queue: deque[list[int]] = deque()
-        self.exhausted = True
+        self.dispatched = 0
 
     def __iter__(self) -> Iterator[list[int]]:
-        self.exhausted = False
-        return self._drain()
+        self.dispatched = 0
+        return self
 
-    def _drain(self) -> Iterator[list[int]]:
-        while self.queue:
-            yield self.queue.popleft()
-        self.exhausted = True
+    def __next__(self) -> list[int]:
+        if not self.queue:
+            raise StopIteration  # for now: the iteration asks again as it hands out its next result
+        self.dispatched += 1
+        return self.queue.popleft()
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -296,10 +299,11 @@ def _unchanged(item):
 class BatchLoader:
     """``read(batch)`` for every batch of a pass, in ``workers`` processes that
     persist across passes, ``prefetch`` batches ahead per worker; results are
-    pinned when ``pin`` (CUDA). A pass started while the workers are still being
-    handed the batches of the one before (``workers * prefetch`` results or more
-    before its end) continues the same DataLoader iteration, so the workers read
-    on into it without a pause; otherwise the iteration is reset, at once if
+    pinned when ``pin`` (CUDA). A pass started while results of the one before
+    are still in flight continues the same DataLoader iteration: its batches go
+    to the workers as those results are handed out, so the workers read on into
+    it without a pause (started ``workers * prefetch`` results before the end, no
+    worker slot is left empty). Otherwise the iteration is reset, at once if
     every earlier result was handed out, else at the new pass's first result.
     The pass that takes its first result ends every earlier unfinished pass
     (one resumed after that raises)."""
@@ -316,7 +320,7 @@ class BatchLoader:
 
     def start(self, batches: list[np.ndarray]) -> Iterator:
         """``read(batch)`` of each batch, in order (see the class)."""
-        if self._items is not None and not self.order.exhausted:  # chained after the batches already fed
+        if self._items is not None and self.order.dispatched > self._handed:  # results in flight draw these in
             begin = self._fed
             self.order.queue.extend(batches)
             self._fed += len(batches)

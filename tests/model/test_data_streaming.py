@@ -276,7 +276,8 @@ class _LoggedRead:
         return self.read(positions)
 
 
-def test_dataloader_workers_read_on_into_the_next_epoch(two_stores, tmp_path):
+@pytest.mark.parametrize("batches", [6, 3])  # more, and fewer, than the 2 x 2 results the workers hold in flight
+def test_dataloader_workers_read_on_into_the_next_epoch(two_stores, tmp_path, batches):
     """Before the last steps of an epoch the workers already read the next epoch's first batches, in the
     same DataLoader iteration (no reset): each is read once and the batches are unchanged."""
     samples, reference = two_stores
@@ -285,11 +286,11 @@ def test_dataloader_workers_read_on_into_the_next_epoch(two_stores, tmp_path):
     log.touch()
     dataset = source.loader.loader.dataset
     dataset.read = _LoggedRead(dataset.read, log)  # before the workers start
-    first, second = np.arange(0, 48), np.arange(40, 8, -1)  # 6 batches of 8, then 4
+    first, second = np.arange(0, 8 * batches), np.arange(40, 8, -1)  # batches of 8, then 4
     wanted = " ".join(map(str, second[:8]))
     try:
         for i, _ in enumerate(source.batches(first, 8, upcoming=second)):
-            if i == 4:  # two steps before the end of the epoch
+            if i == batches - 2:  # the epoch's last step but one
                 assert _wait_for(lambda: wanted in log.read_text().splitlines(), timeout_s=5.0)
         _assert_same_batches(_expected(reference, second, 8), list(source.batches(second, 8)))
     finally:
