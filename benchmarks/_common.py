@@ -316,3 +316,45 @@ def prefect_server(home: Path, timeout_s: float = 120.0) -> Iterator[dict[str, s
     quiet = quiet_prefect_env(home)
     with local_prefect_server(home / "server.log", {**os.environ, **quiet}, timeout_s) as url:
         yield {**quiet, "PREFECT_API_URL": url}
+
+
+# task runs of an ingest flow that are not its work: planning
+SETUP_TASK_RUNS = ("prepare-ingest",)
+API_PAGE = 200  # task runs per request (the server's default limit)
+
+
+def _api_post(api_url: str, route: str, body: dict) -> list[dict]:
+    from urllib.request import Request, urlopen
+
+    request = Request(f"{api_url.rstrip('/')}/{route}", data=json.dumps(body).encode(),
+                      headers={"Content-Type": "application/json"}, method="POST")
+    with urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _epoch_s(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def flow_run_timeline(api_url: str, started: float, ended: float) -> dict | None:
+    """When the work of the latest flow run on the server began and ended, from its task runs' start and end
+    times, relative to a command that ran from ``started`` to ``ended`` (epoch seconds): None if no flow run
+    began in that window (the fast path). Work = every task run but planning (``SETUP_TASK_RUNS``)."""
+    runs = _api_post(api_url, "flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 1})
+    if not runs or not runs[0].get("start_time") or _epoch_s(runs[0]["start_time"]) < started:
+        return None
+    flow_run, tasks = runs[0], []
+    while True:
+        page = _api_post(api_url, "task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run["id"]]}},
+                                                       "limit": API_PAGE, "offset": len(tasks)})
+        tasks += page
+        if len(page) < API_PAGE:
+            break
+    work = [t for t in tasks if t.get("start_time") and t.get("end_time") and not t["name"].startswith(SETUP_TASK_RUNS)]
+    if not work:
+        return None
+    first = min(_epoch_s(t["start_time"]) for t in work)
+    last = max(_epoch_s(t["end_time"]) for t in work)
+    return {"work_tasks": len(work), "before_work_s": first - started, "work_span_s": last - first,
+            "after_work_s": ended - last, "flow_run_s": _epoch_s(flow_run["end_time"]) - _epoch_s(flow_run["start_time"])
+            if flow_run.get("end_time") else None}

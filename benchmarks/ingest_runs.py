@@ -17,6 +17,10 @@ this runs, each in a fresh process and in this order:
 
 Wall times are of the whole command (Python start, imports, Prefect flow, Dask
 cluster start, work, summary); ``flow_s`` is the time the flow itself reports.
+``timeline`` splits a first run from the task runs the Prefect server recorded:
+the seconds before its first work task began, the work (first task start to
+last task end) and the seconds after the last one ended; ``speedup_work_span``
+is the speed-up of the work alone.
 Peak memory is the largest summed RSS of the command's process tree (Dask
 workers included), sampled every 0.2 s. The flows report to a Prefect server
 this script starts on 127.0.0.1 (Dask runs need one); its start-up is not timed.
@@ -39,6 +43,7 @@ import re
 import shutil
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +52,7 @@ import psutil  # noqa: E402
 
 from benchmarks._common import (  # noqa: E402
     LoadSampler,
+    flow_run_timeline,
     prefect_server,
     process_cpu_s,
     run_tree,
@@ -86,7 +92,9 @@ def run_stag(catalog: Path, dataset: str, workers: int | None, env: dict, server
     if workers:
         cmd += ["--workers", str(workers)]
     server_before = process_cpu_s(server)
+    started = time.time()
     run = run_tree(cmd, env=env, timeout_s=STAG_TIMEOUT_S)
+    timeline = flow_run_timeline(env["PREFECT_API_URL"], started, started + run.wall_s)
     cpu = {"command_tree_s": run.cpu_tree_s, "flow_process_s": run.cpu_root_s,
            "workers_s": max(0.0, run.cpu_tree_s - run.cpu_root_s), "server_s": process_cpu_s(server) - server_before}
     parsed = _parse_cli(run.stdout + "\n" + run.stderr)
@@ -94,15 +102,19 @@ def run_stag(catalog: Path, dataset: str, workers: int | None, env: dict, server
         print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
     return {"wall_s": run.wall_s, "returncode": run.returncode, "peak_tree_rss_mb": run.peak_tree_rss_mb,
             "peak_single_rss_mb": run.peak_single_rss_mb, "cpu_s": cpu,
-            "fast_path": "no flow run started" in run.stdout, **parsed}
+            "fast_path": "no flow run started" in run.stdout, **({"timeline": timeline} if timeline else {}), **parsed}
 
 
 def scaling_pair(one: dict, two: dict) -> dict:
-    """A 1-worker and a 2-worker first run, one after the other: their times and speed-ups."""
+    """A 1-worker and a 2-worker first run, one after the other: their times and speed-ups, and the
+    speed-up of the work alone (first task start to last task end; ``flow_run_timeline``)."""
     nan = float("nan")
+    spans = [run.get("timeline", {}).get("work_span_s", nan) for run in (one, two)]
     return {"workers_1_wall_s": one["wall_s"], "workers_2_wall_s": two["wall_s"],
             "workers_1_flow_s": one.get("flow_s", nan), "workers_2_flow_s": two.get("flow_s", nan),
+            "workers_1_work_span_s": spans[0], "workers_2_work_span_s": spans[1],
             "speedup_wall": one["wall_s"] / two["wall_s"], "speedup_flow": one.get("flow_s", nan) / two.get("flow_s", nan),
+            "speedup_work_span": spans[0] / spans[1],
             "all_ok": one["returncode"] == 0 and two["returncode"] == 0}
 
 
@@ -227,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 res["scaling_pairs"] = pairs
                 res["speedup_2_vs_1_wall"] = statistics.median(p["speedup_wall"] for p in pairs)
                 res["speedup_2_vs_1_flow"] = statistics.median(p["speedup_flow"] for p in pairs)
+                res["speedup_2_vs_1_work_span"] = statistics.median(p["speedup_work_span"] for p in pairs)
             if "naive" in res:
                 for label, run in runs.items():
                     run["ratio_to_naive_wall"] = run["first"]["wall_s"] / res["naive"]["wall_s"]
@@ -248,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nIngest runs (wall seconds of the whole command)")
     print(table(rows, None, "{:.2f}"))
     for dataset, res in results.items():
-        for key in ("speedup_2_vs_1_wall", "speedup_2_vs_1_flow"):
+        for key in ("speedup_2_vs_1_wall", "speedup_2_vs_1_flow", "speedup_2_vs_1_work_span"):
             if key in res:
                 print(f"{dataset}: {key} = {res[key]:.2f}x")
         for label, run in res["runs"].items():

@@ -171,7 +171,7 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
             runs = res["runs"]
             if "workers_1" not in runs or "workers_2" not in runs:
                 continue
-            notes_scaling += _cpu_notes(dataset, res)
+            notes_scaling += _timeline_notes(dataset, res) + _cpu_notes(dataset, res)
     notes_scaling += _ceiling_notes()
     notes_scaling.append("- How the runs are scheduled: clips that are a large share of one worker's work are split "
                          "(`stag_features.ingest_plan.split_costliest`) and submitted first; the other samples go to the "
@@ -224,6 +224,39 @@ def _ceiling_notes() -> list[str]:
             f"TV-L1 jobs at once against one alone, {each}. The gap between that and the speed-ups above is stag's "
             "own: the fixed start and stop of a run, and the CPU of the command process (Prefect's engine, the "
             "Dask scheduler) and of the Prefect server, which with 2 workers shares the cores with them."]
+
+
+def _ceiling_median(dataset: str) -> float | None:
+    """The median 2-vs-1 ceiling of ``dataset``'s settings (benchmarks/parallel_ceiling.py), if recorded."""
+    doc, _ = load("parallel_ceiling")
+    values = sorted(r["ceiling"] for r in (doc or {}).get("figures", {}).get("rows", []) if r["dataset"] == dataset)
+    return values[len(values) // 2] if values else None
+
+
+def _timeline_notes(dataset: str, res: dict) -> list[str]:
+    """Where the first runs' time went: before the first task, the work (first task start to last task
+    end), after the last task (task runs' times on the Prefect server: ``flow_run_timeline``)."""
+    runs = res["runs"]
+    t1, t2 = (runs[k]["first"].get("timeline") for k in ("workers_1", "workers_2"))
+    if not t1 or not t2:
+        return []
+    span = res.get("speedup_2_vs_1_work_span", t1["work_span_s"] / t2["work_span_s"])
+    spans = [p["speedup_work_span"] for p in res.get("scaling_pairs", []) if "speedup_work_span" in p]
+    each = f" (median of {len(spans)} pairs: {', '.join(f'{x:.2f}x' for x in spans)})" if len(spans) > 1 else ""
+    text = (f"- {dataset}, {res['clips']} clips, where the first runs' time went (1 worker / 2 workers; the task runs' "
+            f"start and end times on the Prefect server): before the first task {t1['before_work_s']:.1f} / "
+            f"{t2['before_work_s']:.1f} s (Python, imports, the flow run's creation, planning, the cluster's start); "
+            f"the work, first task start to last task end, {t1['work_span_s']:.1f} / {t2['work_span_s']:.1f} s; after "
+            f"the last task {t1['after_work_s']:.1f} / {t2['after_work_s']:.1f} s (the summary, the flow run's end with "
+            "Prefect's heartbeat thread, the cluster's close, the interpreter's exit). The work alone is "
+            f"{span:.2f}x faster with 2 workers{each}")
+    ceiling = _ceiling_median(dataset)
+    if ceiling:
+        whole = t1["before_work_s"] + t1["work_span_s"] + t1["after_work_s"]
+        best = whole / (t2["before_work_s"] + t1["work_span_s"] / ceiling + t2["after_work_s"])
+        text += (f"; with these fixed seconds, work sped up as much as the two cores allow ({ceiling:.2f}x, the "
+                 f"median below) would make the whole command at most {best:.2f}x faster")
+    return [text + "."]
 
 
 def _cpu_notes(dataset: str, res: dict) -> list[str]:
