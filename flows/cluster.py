@@ -15,8 +15,10 @@ The worker processes come from a fork server (``multiprocessing`` method
 ``forkserver``) that imports the pipeline and loads the landmark model once
 (``flows.worker_image``): with N workers the ~2.5 s of CPU each spent on
 that is paid once instead of N times, and on a machine with as many cores as
-workers that CPU is taken from the work itself. A worker that Dask restarts
-later (after a crash) starts the usual way.
+workers that CPU is taken from the work itself. The server is started before
+anything else (its ~2 s of imports are what the first task waits for), not
+when Dask starts its first worker. A worker that Dask restarts later (after a
+crash) starts the usual way.
 """
 from __future__ import annotations
 
@@ -49,17 +51,19 @@ class EarlyCluster:
 
     def _start(self, workers: int) -> None:
         try:
+            forking = "forkserver" in multiprocessing.get_all_start_methods()  # not on Windows: fresh interpreters
+            if forking:  # first of all: the server's imports (the critical path of the start) overlap Dask's
+                from multiprocessing import forkserver
+
+                multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+                forkserver.ensure_running()  # one already running keeps its preload list
             import dask
             from distributed import LocalCluster
-            from distributed.utils import get_mp_context
 
-            if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: fresh interpreters
+            if not forking:
                 self._cluster = LocalCluster(**local_cluster_kwargs(workers))
                 return
-            with dask.config.set({MULTIPROCESSING_METHOD_KEY: "forkserver"}):
-                # Dask sets its own preload list on its first forkserver context; ours replaces it until the
-                # server starts (at the first worker); a server already running keeps its list
-                get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)
+            with dask.config.set({MULTIPROCESSING_METHOD_KEY: "forkserver"}):  # Dask's preload list: too late
                 self._cluster = LocalCluster(**local_cluster_kwargs(workers))
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by cluster()
             self._error = exc

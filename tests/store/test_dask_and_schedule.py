@@ -55,6 +55,54 @@ def test_early_cluster_forks_its_workers_from_one_preloaded_server():
     assert len(parents) == 1 and os.getpid() not in parents, (parents, os.getpid())
 
 
+# a fresh process: the fork server of this one may be running already
+_FORK_SERVER_FIRST = """
+import distributed
+import multiprocessing.forkserver as fork_server
+seen = {"started": False}
+start = fork_server.ensure_running
+def ensure_running():  # the module function; Dask starts the server through the ForkServer object itself
+    seen["started"] = True
+    start()
+fork_server.ensure_running = ensure_running
+class NoCluster:  # stands in for LocalCluster: notes whether the fork server was started when Dask was asked
+    def __init__(self, **kwargs):
+        seen["up"] = seen["started"]
+    def close(self):
+        pass
+distributed.LocalCluster = NoCluster
+from flows.cluster import EarlyCluster
+with EarlyCluster(1) as early:
+    early.cluster()
+print("fork server up before Dask's cluster:", seen["up"])
+"""
+
+
+def test_early_cluster_starts_its_fork_server_before_dask_starts_the_cluster():
+    """The fork server's imports (the pipeline, the landmark model) are what the first task waits for:
+    they begin first, not when Dask starts its first worker."""
+    run = subprocess.run([sys.executable, "-c", _FORK_SERVER_FIRST], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "fork server up before Dask's cluster: True" in run.stdout, run.stdout
+
+
+_PROGRAM = """
+import atexit, gc, flows.cli
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0, flush=True))
+flows.cli.ingest_main = lambda: 3
+flows.cli.main()
+"""
+
+
+def test_the_program_exits_with_the_run_code_leaving_its_objects_to_the_os():
+    """stag-ingest (``flows.cli.main``) exits with ingest_main's code, its objects frozen out of the
+    interpreter's last garbage collection; atexit handlers still run."""
+    run = subprocess.run([sys.executable, "-c", _PROGRAM], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 3, run.stderr[-2000:]
+    assert "frozen at exit: True" in run.stdout, run.stdout
+
+
 @pytest.mark.slow
 def test_early_cluster_spawns_its_workers_where_there_is_no_fork_server(monkeypatch):
     """Without the forkserver start method (Windows) the workers are fresh interpreters started here."""
