@@ -22,6 +22,12 @@ def load(name: str) -> tuple[dict | None, bool]:
     return None, False
 
 
+def speedup(x: float) -> str:
+    """A speed-up with 2 decimals, or 3 where 2 would round it across the scaling target."""
+    crosses = (x < TARGETS["scaling"]) != (round(x, 2) < TARGETS["scaling"])
+    return f"{x:.3f}x" if crosses else f"{x:.2f}x"
+
+
 def f(x, fmt="{:.2f}") -> str:
     if x is None or x == "":
         return "-"

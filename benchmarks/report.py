@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import PROJECT_ROOT, RESULTS_DIR  # noqa: E402
-from benchmarks._report_common import TARGETS, f, load, md_table, ms, pct, provenance, scaling_bound  # noqa: E402
+from benchmarks._report_common import (TARGETS, f, load, md_table, ms, pct, provenance, scaling_bound,  # noqa: E402
+                                        speedup)
 from schemas.model_config import DataConfig  # noqa: E402
 from stag_model.data import held_in_memory  # noqa: E402
 from benchmarks.report_ingest import section_runs, section_selection, section_stages  # noqa: E402
@@ -157,7 +158,7 @@ def summary_rows() -> list[list[str]]:
                            f"{f(bound[0], '{:.1f}')} s of fixed start and stop (from the 1-worker runs of "
                            f"{res['clips']} and {large['clips']} clips): even perfectly halved work gives at most "
                            f"{bound[1]:.2f}x" if bound and bound[1] < TARGETS["scaling"] else None)
-                rows.append([f"2 vs 1 workers, {dataset} (command / flow)", ">= 1.7x", f"{sw:.2f}x / {sf:.2f}x",
+                rows.append([f"2 vs 1 workers, {dataset} (command / flow)", ">= 1.7x", f"{speedup(sw)} / {speedup(sf)}",
                              ("meets" if sw >= 1.7 else "misses") + " / " + ("meets" if sf >= 1.7 else "misses"),
                              f"section 5{mark(sm)}", outside])
     if bigger:
@@ -165,7 +166,7 @@ def summary_rows() -> list[list[str]]:
             if "speedup_2_vs_1_wall" in res:
                 sw, sf = res["speedup_2_vs_1_wall"], res["speedup_2_vs_1_flow"]
                 rows.append([f"2 vs 1 workers, {dataset} {res['clips']} clips (command / flow)", ">= 1.7x",
-                             f"{sw:.2f}x / {sf:.2f}x", ("meets" if sw >= 1.7 else "misses") + " / "
+                             f"{speedup(sw)} / {speedup(sf)}", ("meets" if sw >= 1.7 else "misses") + " / "
                              + ("meets" if sf >= 1.7 else "misses"), f"section 5{mark(smb)}", None])
     loader, sm = load("loader")
     if loader:

@@ -3,7 +3,7 @@ every frame, stag vs the naive loop, the cached rerun and 1 vs 2 workers;
 rendered by `benchmarks/report.py`."""
 from __future__ import annotations
 
-from benchmarks._report_common import TARGETS, f, load, md_table, pct, scaling_bound
+from benchmarks._report_common import TARGETS, f, load, md_table, pct, scaling_bound, speedup
 
 def _scaling_verdict(command: float, flow: float) -> str:
     """meets / misses for the whole command and inside the flow."""
@@ -110,7 +110,7 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
                                f"inside the flow ({'meets' if ff <= TARGETS['rerun'] else 'misses'}).")
         if "speedup_2_vs_1_wall" in res:
             sw, sf = res["speedup_2_vs_1_wall"], res["speedup_2_vs_1_flow"]
-            notes_scaling.append(f"- {dataset}: 2 workers are {sw:.2f}x faster than 1 for the whole command, {sf:.2f}x "
+            notes_scaling.append(f"- {dataset}: 2 workers are {speedup(sw)} faster than 1 for the whole command, {speedup(sf)} "
                                  f"inside the flow (target >= {TARGETS['scaling']}x on a quiet machine: "
                                  f"{_scaling_verdict(sw, sf)})" + _pairs_note(res) + ".")
     for rep in doc.get("scaling_repeats", []):
