@@ -214,9 +214,7 @@ def _ceiling_notes() -> list[str]:
     doc, smoke = load("parallel_ceiling")
     if not doc:
         return ["- The machine's own ceiling for 2 vs 1 (`python benchmarks/parallel_ceiling.py`) is not recorded yet."]
-    by_set: dict[str, list[float]] = {}
-    for row in doc["figures"]["rows"]:
-        by_set.setdefault(row["dataset"], []).append(row["ceiling"])
+    by_set = _ceilings(doc)
     la = doc.get("load_average") or {}
     each = "; ".join(f"{name} settings {min(v):.2f}-{max(v):.2f}x over {len(v)} repeats" for name, v in by_set.items())
     return [f"- What the two cores give work with no fixed cost and nothing shared (`{doc['command']}`, "
@@ -226,10 +224,18 @@ def _ceiling_notes() -> list[str]:
             "Dask scheduler) and of the Prefect server, which with 2 workers shares the cores with them."]
 
 
+def _ceilings(doc: dict) -> dict[str, list[float]]:
+    """The 2-vs-1 ceilings of each dataset's settings in a parallel_ceiling results file."""
+    by_set: dict[str, list[float]] = {}
+    for row in doc["figures"]["rows"]:
+        by_set.setdefault(row["dataset"], []).append(row["ceiling"])
+    return by_set
+
+
 def _ceiling_median(dataset: str) -> float | None:
     """The median 2-vs-1 ceiling of ``dataset``'s settings (benchmarks/parallel_ceiling.py), if recorded."""
     doc, _ = load("parallel_ceiling")
-    values = sorted(r["ceiling"] for r in (doc or {}).get("figures", {}).get("rows", []) if r["dataset"] == dataset)
+    values = sorted(_ceilings(doc).get(dataset, [])) if doc else []
     return values[len(values) // 2] if values else None
 
 

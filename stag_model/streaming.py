@@ -210,8 +210,8 @@ class Passes(Generic[T]):
     called. A pass told which positions the next pass will ask for
     (``upcoming``, in their final order) starts that pass's reads as it is about
     to hand out its result ``lead`` places before its last (at the latest
-    before the first), so the first batches of the next epoch are read while the last
-    steps of this one run. A reader that is ``depth`` results ahead (a reader
+    before the first), so the first batches of the next epoch are read while
+    the last steps of this one run. A reader that is ``depth`` results ahead (a reader
     thread; DataLoader workers, ``workers * prefetch``) has read its pass to the
     end ``depth`` results before the last: a lead of ``depth`` keeps it reading
     on, and a short last batch (a short last step) from leaving the next
@@ -302,8 +302,10 @@ class BatchLoader:
     pinned when ``pin`` (CUDA). A pass started while results of the one before
     are still in flight continues the same DataLoader iteration: its batches go
     to the workers as those results are handed out, so the workers read on into
-    it without a pause (started ``workers * prefetch`` results before the end, no
-    worker slot is left empty). Otherwise the iteration is reset, at once if
+    it without a pause (started ``workers * prefetch`` results before the end of
+    a longer pass, every worker slot stays filled; a pass shorter than that
+    leaves the slots it could not fill at its reset empty until the next
+    reset). Otherwise the iteration is reset, at once if
     every earlier result was handed out, else at the new pass's first result.
     The pass that takes its first result ends every earlier unfinished pass
     (one resumed after that raises)."""
