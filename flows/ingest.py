@@ -34,7 +34,7 @@ from prefect.futures import as_completed
 from prefect.runtime import task_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.cluster import local_cluster_kwargs, started_cluster
+from flows.cluster import local_cluster, local_cluster_kwargs, started_cluster
 from schemas.catalog import DatasetEntry
 from schemas.pipeline_config import PipelineConfig
 from stag_features.ingest_plan import RunSummary, SampleOutcome, guided_batches
@@ -195,4 +195,4 @@ def runner_for(workers: int | None = None, dask_address: str | None = None, earl
         return DaskTaskRunner(address=dask_address)
     if early:
         return DaskTaskRunner(cluster_class=started_cluster)
-    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers))
+    return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs=local_cluster_kwargs(workers))

@@ -38,8 +38,9 @@ def _run_cli_on_two_workers(catalog) -> int:
     return code
 
 
-def _worker_origin() -> dict:
-    return {"parent": os.getppid(), "image": "flows.worker_image" in sys.modules}
+def _worker_origin(dask_worker) -> dict:
+    return {"parent": os.getppid(), "image": "flows.worker_image" in sys.modules,
+            "profiled": "profile" in dask_worker.periodic_callbacks}  # Dask's statistical profiler
 
 
 @pytest.mark.slow
@@ -50,7 +51,7 @@ def test_early_cluster_forks_its_workers_from_one_preloaded_server():
 
     with EarlyCluster(2) as early, Client(early.cluster()) as client:
         origins = list(client.run(_worker_origin).values())
-    assert len(origins) == 2 and all(o["image"] for o in origins), origins
+    assert len(origins) == 2 and all(o["image"] and not o["profiled"] for o in origins), origins
     parents = {o["parent"] for o in origins}
     assert len(parents) == 1 and os.getpid() not in parents, (parents, os.getpid())
 
@@ -113,7 +114,22 @@ def test_early_cluster_spawns_its_workers_where_there_is_no_fork_server(monkeypa
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     with EarlyCluster(1) as early, Client(early.cluster()) as client:
         origins = list(client.run(_worker_origin).values())
-    assert origins == [{"parent": os.getpid(), "image": False}]
+    assert origins == [{"parent": os.getpid(), "image": False, "profiled": False}]
+
+
+@pytest.mark.slow
+def test_the_flows_local_cluster_runs_its_workers_without_dask_profiler():
+    """runner_for(workers=N) builds its cluster like EarlyCluster does: no statistical profiler in
+    the workers (its CPU would be taken from the other workers' tasks), the process's Dask config
+    left as it was."""
+    import dask
+    from distributed import Client
+
+    runner = runner_for(workers=1)
+    with runner.cluster_class(**runner.cluster_kwargs) as cluster, Client(cluster) as client:
+        origins = list(client.run(_worker_origin).values())
+    assert [o["profiled"] for o in origins] == [False]
+    assert dask.config.get("distributed.worker.profile.enabled") is True
 
 
 @pytest.mark.slow
