@@ -65,13 +65,13 @@ def ms(x) -> str:
     return "-" if x is None else f"{1e3 * x:.1f}"
 
 
-def scaling_bound(small: dict, large: dict) -> tuple[float, float] | None:
-    """(fixed seconds, best possible 2-vs-1 speed-up of the smaller run) from 1-worker runs of one dataset at
-    two sizes, modelling a run as fixed + work / workers with work proportional to the clips."""
-    n1, n2 = small["clips"], large["clips"]
-    t1, t2 = small["runs"]["workers_1"]["first"]["wall_s"], large["runs"]["workers_1"]["first"]["wall_s"]
-    if n2 <= n1:
+def scaling_bound(res: dict) -> tuple[float, float] | None:
+    """(fixed seconds, best possible 2-vs-1 speed-up) of a dataset's 1-worker first run, modelling it as
+    fixed + work / workers: fixed is what its timeline (the task runs on the Prefect server) measured
+    before the first task and after the last, the rest is work. None without a timeline."""
+    run = res["runs"].get("workers_1", {}).get("first", {})
+    timeline = run.get("timeline")
+    if not timeline:
         return None
-    work = (t2 - t1) / (n2 - n1) * n1
-    fixed = t1 - work
-    return fixed, t1 / (fixed + work / 2)
+    fixed = timeline["before_work_s"] + timeline["after_work_s"]
+    return fixed, run["wall_s"] / (fixed + (run["wall_s"] - fixed) / 2)

@@ -53,15 +53,12 @@ def section_selection(doc: dict) -> list[str]:
 
 
 def _fixed_cost_note(demo: dict | None) -> str:
-    """The fixed seconds of a demo run and the speed-up they leave room for, from the 1-worker runs of the
-    demo set and of the larger demo set (``ingest_scaling_demo100``)."""
-    bigger, _ = load("ingest_scaling_demo100")
-    large = bigger and bigger["figures"]["datasets"].get("demo")
-    bound = demo and large and "workers_1" in demo["runs"] and scaling_bound(demo, large)
+    """The fixed seconds of the demo's 1-worker run (its timeline) and the speed-up they leave room for."""
+    bound = demo and scaling_bound(demo)
     if not bound:
         return ""
-    return (f": about {bound[0]:.1f} s in all (from the 1-worker runs of {demo['clips']} and {large['clips']} clips), "
-            f"which would hold 2 workers to {bound[1]:.2f}x even with the work itself halved")
+    return (f": {bound[0]:.1f} s in all (before the first task and after the last, 1 worker), which would hold "
+            f"2 workers to {bound[1]:.2f}x even with the work itself halved")
 
 
 def _pairs_note(res: dict) -> str:
@@ -182,8 +179,10 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
                          "cluster in the background before it imports Prefect, and forks its workers from one server "
                          "process that imported the pipeline and loaded the landmark model once (`flows/cluster.py`, "
                          "`flows/worker_image.py`; before, each worker spawned a fresh interpreter and paid ~2.5 s of "
-                         "CPU for that itself: demo 2-worker CPU 25.3 s, now about 20 s); OpenCV runs one thread per "
-                         "process (`tvl1.opencv_threads`). CPU of the fork server and of the workers forked from it "
+                         "CPU for that itself: demo 2-worker CPU 25.3 s, now about 20 s); the workers run without "
+                         "Dask's statistical profiler (`flows.cluster.LOCAL_CLUSTER_CONFIG`: it sampled each task's "
+                         "stack every 10 ms, ~1.4% of a worker's CPU, for a dashboard that is not installed); OpenCV "
+                         "runs one thread per process (`tvl1.opencv_threads`). CPU of the fork server and of the workers forked from it "
                          "(which no process of the tree reaps) is the sum of each process's last 0.2 s sample.")
     out["scaling"] = md_table(["dataset", "clips", "1 worker s", "2 workers s", "speed-up", "1 worker flow s",
                                "2 workers flow s", "flow speed-up"], scaling) + [
