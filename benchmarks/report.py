@@ -197,7 +197,7 @@ def main() -> int:
            "| `benchmarks/selection_vs_all.py` | 2: K selected frames vs TV-L1 on every frame; agreement; overhead |",
            "| `benchmarks/naive_reference.py` | 3: the naive per-clip loop (the yardstick, written plainly) |",
            "| `benchmarks/ingest_runs.py` | 3, 4, 5: stag-ingest vs naive, cached rerun, 1 vs 2 workers, ingest peak memory |",
-           "| `benchmarks/parallel_ceiling.py` | 5: what 2 cores give perfectly parallel TV-L1 (the ceiling for 1 vs 2 workers) |",
+           "| `benchmarks/parallel_ceiling.py` | 5: what 2 cores give perfectly parallel TV-L1 and demo per-sample work (the ceiling for 1 vs 2 workers) |",
            "| `benchmarks/loader.py` | 6: samples/s from disk (streaming, 0 / 2 workers, reading ahead across epochs) vs in memory; data wait per step |",
            "| `benchmarks/training_cost.py` | 7: s/epoch and per LOSO run, STAG and STSTNet; training peak memory |",
            "| `benchmarks/store_codecs.py` | 8: bytes per sample by array; codecs' size and read speed |",

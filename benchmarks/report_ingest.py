@@ -209,32 +209,40 @@ def _startup_notes(fig: dict) -> list[str]:
 
 
 def _ceiling_notes() -> list[str]:
-    """What the machine's two cores give perfectly parallel TV-L1 (benchmarks/parallel_ceiling.py)."""
+    """What the machine's two cores give perfectly parallel work (benchmarks/parallel_ceiling.py)."""
     doc, smoke = load("parallel_ceiling")
     if not doc:
         return ["- The machine's own ceiling for 2 vs 1 (`python benchmarks/parallel_ceiling.py`) is not recorded yet."]
-    by_set = _ceilings(doc)
+    by_job = _ceilings(doc)
     la = doc.get("load_average") or {}
-    each = "; ".join(f"{name} settings {min(v):.2f}-{max(v):.2f}x over {len(v)} repeats" for name, v in by_set.items())
+    spread = lambda v: f"{min(v):.2f}-{max(v):.2f}x over {len(v)} repeats"  # noqa: E731
+    each = "; ".join(f"{name} settings {spread(v)}" for (kind, name), v in by_job.items() if kind == "tvl1")
+    whole = [f"{name}'s whole per-sample work (what a Dask worker does for a sample, stages and write, without "
+             f"Prefect or Dask) {spread(v)}" for (kind, name), v in by_job.items() if kind == "pipeline"]
     return [f"- What the two cores give work with no fixed cost and nothing shared (`{doc['command']}`, "
             f"{doc['date_utc']}, mean 1-min load {la.get('during_1min_mean')}{', smoke run' if smoke else ''}): two "
-            f"TV-L1 jobs at once against one alone, {each}. The gap between that and the speed-ups above is stag's "
-            "own: the fixed start and stop of a run, and the CPU of the command process (Prefect's engine, the "
-            "Dask scheduler) and of the Prefect server, which with 2 workers shares the cores with them."]
+            f"jobs at once against one alone: TV-L1, {each}" + "".join(f"; the {w}" for w in whole) + ". The gap "
+            "between that and the speed-ups above is stag's own: the fixed start and stop of a run, and the CPU of "
+            "the command process (Prefect's engine, the Dask scheduler), of the Prefect server and of each "
+            "worker's Dask and Prefect machinery (its event loop, the task engine), which with 2 workers share the cores "
+            "with the work."]
 
 
-def _ceilings(doc: dict) -> dict[str, list[float]]:
-    """The 2-vs-1 ceilings of each dataset's settings in a parallel_ceiling results file."""
-    by_set: dict[str, list[float]] = {}
+def _ceilings(doc: dict) -> dict[tuple[str, str], list[float]]:
+    """The 2-vs-1 ceilings in a parallel_ceiling results file by (job kind, dataset); rows of files
+    written before pipeline jobs existed are TV-L1 jobs."""
+    by_job: dict[tuple[str, str], list[float]] = {}
     for row in doc["figures"]["rows"]:
-        by_set.setdefault(row["dataset"], []).append(row["ceiling"])
-    return by_set
+        by_job.setdefault((row.get("kind", "tvl1"), row["dataset"]), []).append(row["ceiling"])
+    return by_job
 
 
 def _ceiling_median(dataset: str) -> float | None:
-    """The median 2-vs-1 ceiling of ``dataset``'s settings (benchmarks/parallel_ceiling.py), if recorded."""
+    """The median 2-vs-1 ceiling of ``dataset``'s work (benchmarks/parallel_ceiling.py), if recorded: of its
+    whole per-sample work where measured, else of TV-L1 at its settings."""
     doc, _ = load("parallel_ceiling")
-    values = sorted(_ceilings(doc).get(dataset, [])) if doc else []
+    by_job = _ceilings(doc) if doc else {}
+    values = sorted(by_job.get(("pipeline", dataset)) or by_job.get(("tvl1", dataset)) or [])
     return values[len(values) // 2] if values else None
 
 
