@@ -65,13 +65,32 @@ def ms(x) -> str:
     return "-" if x is None else f"{1e3 * x:.1f}"
 
 
-def scaling_bound(res: dict) -> tuple[float, float] | None:
+def two_core_ceilings(doc: dict) -> dict[tuple[str, str], list[float]]:
+    """The 2-vs-1 ceilings in a parallel_ceiling results file by (job kind, dataset); rows of files
+    written before pipeline jobs existed are TV-L1 jobs."""
+    by_job: dict[tuple[str, str], list[float]] = {}
+    for row in doc["figures"]["rows"]:
+        by_job.setdefault((row.get("kind", "tvl1"), row["dataset"]), []).append(row["ceiling"])
+    return by_job
+
+
+def two_core_ceiling(dataset: str) -> float | None:
+    """The median 2-vs-1 ceiling of ``dataset``'s work (benchmarks/parallel_ceiling.py), if recorded: of its
+    whole per-sample work where measured, else of TV-L1 at its settings."""
+    doc, _ = load("parallel_ceiling")
+    by_job = two_core_ceilings(doc) if doc else {}
+    values = sorted(by_job.get(("pipeline", dataset)) or by_job.get(("tvl1", dataset)) or [])
+    return values[len(values) // 2] if values else None
+
+
+def scaling_bound(res: dict, ceiling: float | None = None) -> tuple[float, float] | None:
     """(fixed seconds, best possible 2-vs-1 speed-up) of a dataset's 1-worker first run, modelling it as
-    fixed + work / workers: fixed is what its timeline (the task runs on the Prefect server) measured
-    before the first task and after the last, the rest is work. None without a timeline."""
+    fixed + work / (2-core speed-up of the work): fixed is what its timeline (the task runs on the Prefect
+    server) measured before the first task and after the last, the rest is work, sped up by ``ceiling``
+    (the machine's measured one, ``two_core_ceiling``; 2 when not given). None without a timeline."""
     run = res["runs"].get("workers_1", {}).get("first", {})
     timeline = run.get("timeline")
     if not timeline:
         return None
     fixed = timeline["before_work_s"] + timeline["after_work_s"]
-    return fixed, run["wall_s"] / (fixed + (run["wall_s"] - fixed) / 2)
+    return fixed, run["wall_s"] / (fixed + (run["wall_s"] - fixed) / (ceiling or 2.0))

@@ -3,7 +3,8 @@ every frame, stag vs the naive loop, the cached rerun and 1 vs 2 workers;
 rendered by `benchmarks/report.py`."""
 from __future__ import annotations
 
-from benchmarks._report_common import TARGETS, f, load, md_table, pct, scaling_bound, speedup
+from benchmarks._report_common import (TARGETS, f, load, md_table, pct, scaling_bound, speedup, two_core_ceiling,
+                                       two_core_ceilings)
 
 def _scaling_verdict(command: float, flow: float) -> str:
     """meets / misses for the whole command and inside the flow."""
@@ -54,11 +55,13 @@ def section_selection(doc: dict) -> list[str]:
 
 def _fixed_cost_note(demo: dict | None) -> str:
     """The fixed seconds of the demo's 1-worker run (its timeline) and the speed-up they leave room for."""
-    bound = demo and scaling_bound(demo)
+    ceiling = two_core_ceiling("demo")
+    bound = demo and scaling_bound(demo, ceiling)
     if not bound:
         return ""
+    sped_up = f"sped up as far as the two cores allow it ({ceiling:.2f}x, below)" if ceiling else "halved"
     return (f": {bound[0]:.1f} s in all (before the first task and after the last, 1 worker), which would hold "
-            f"2 workers to {bound[1]:.2f}x even with the work itself halved")
+            f"2 workers to {bound[1]:.2f}x even with the work itself {sped_up}")
 
 
 def _pairs_note(res: dict) -> str:
@@ -213,7 +216,7 @@ def _ceiling_notes() -> list[str]:
     doc, smoke = load("parallel_ceiling")
     if not doc:
         return ["- The machine's own ceiling for 2 vs 1 (`python benchmarks/parallel_ceiling.py`) is not recorded yet."]
-    by_job = _ceilings(doc)
+    by_job = two_core_ceilings(doc)
     la = doc.get("load_average") or {}
     spread = lambda v: f"{min(v):.2f}-{max(v):.2f}x over {len(v)} repeats"  # noqa: E731
     each = "; ".join(f"{name} settings {spread(v)}" for (kind, name), v in by_job.items() if kind == "tvl1")
@@ -226,24 +229,6 @@ def _ceiling_notes() -> list[str]:
             "the command process (Prefect's engine, the Dask scheduler), of the Prefect server and of each "
             "worker's Dask and Prefect machinery (its event loop, the task engine), which with 2 workers share the cores "
             "with the work."]
-
-
-def _ceilings(doc: dict) -> dict[tuple[str, str], list[float]]:
-    """The 2-vs-1 ceilings in a parallel_ceiling results file by (job kind, dataset); rows of files
-    written before pipeline jobs existed are TV-L1 jobs."""
-    by_job: dict[tuple[str, str], list[float]] = {}
-    for row in doc["figures"]["rows"]:
-        by_job.setdefault((row.get("kind", "tvl1"), row["dataset"]), []).append(row["ceiling"])
-    return by_job
-
-
-def _ceiling_median(dataset: str) -> float | None:
-    """The median 2-vs-1 ceiling of ``dataset``'s work (benchmarks/parallel_ceiling.py), if recorded: of its
-    whole per-sample work where measured, else of TV-L1 at its settings."""
-    doc, _ = load("parallel_ceiling")
-    by_job = _ceilings(doc) if doc else {}
-    values = sorted(by_job.get(("pipeline", dataset)) or by_job.get(("tvl1", dataset)) or [])
-    return values[len(values) // 2] if values else None
 
 
 def _timeline_notes(dataset: str, res: dict) -> list[str]:
@@ -263,7 +248,7 @@ def _timeline_notes(dataset: str, res: dict) -> list[str]:
             f"the last task {t1['after_work_s']:.1f} / {t2['after_work_s']:.1f} s (the summary, the flow run's end with "
             "Prefect's heartbeat thread, the cluster's close, the interpreter's exit). The work alone is "
             f"{span:.2f}x faster with 2 workers{each}")
-    ceiling = _ceiling_median(dataset)
+    ceiling = two_core_ceiling(dataset)
     if ceiling:
         whole = t1["before_work_s"] + t1["work_span_s"] + t1["after_work_s"]
         best = whole / (t2["before_work_s"] + t1["work_span_s"] / ceiling + t2["after_work_s"])
