@@ -110,7 +110,8 @@ class TVL1Config(_Frozen):
         1,
         ge=0,
         le=64,
-        description="cv2.setNumThreads per process: TV-L1 gains little from threads, parallelism comes from processes",
+        description="cv2.setNumThreads per process: TV-L1 gains little from threads, parallelism comes from processes "
+        "(execution only: not in the config hash)",
     )
 
     @classmethod

@@ -3,7 +3,7 @@
 The sections live in their own modules (face_config, motion_config,
 store_config); this module assembles them. The hash is the sha256 of the
 canonical JSON (sorted keys, no whitespace, aliases) of the config without its
-execution-only sections (``EXECUTION_ONLY_SECTIONS``: how a run schedules its
+execution-only fields (``EXECUTION_ONLY``: how a run schedules or threads its
 work, never what it computes), so a store records exactly what produced it, a
 changed parameter is detected, and a scheduling change reuses the store.
 """
@@ -55,8 +55,26 @@ class ExecutionConfig(BaseModel):
     )
 
 
-# sections that change how a run is scheduled, never what it writes: left out of the hash and provenance
-EXECUTION_ONLY_SECTIONS = frozenset({"execution"})
+# what changes how a run is scheduled or threaded, never what it writes: left out of the hash and the
+# provenance. A section maps to True (all of it) or to its execution-only fields.
+EXECUTION_ONLY: dict[str, bool | tuple[str, ...]] = {
+    "execution": True,
+    "tvl1": ("opencv_threads",),  # threads of one process; outputs are the same
+    "store": ("lock_timeout_s",),  # how long a writer waits for the lock file
+}
+
+
+def without_execution(config_json: dict) -> dict:
+    """A config's JSON (``model_dump`` by alias, or one a store recorded, whole or in sections) without
+    its execution-only fields: what two configs must share to compute the same store."""
+    out = {}
+    for section, values in config_json.items():
+        rule = EXECUTION_ONLY.get(section)
+        if rule is True:
+            continue
+        out[section] = ({k: v for k, v in values.items() if k not in rule} if rule and isinstance(values, dict)
+                        else values)
+    return out
 
 
 class PipelineConfig(BaseModel):
@@ -77,8 +95,8 @@ class PipelineConfig(BaseModel):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     def provenance(self) -> dict:
-        """The config as JSON data without its execution-only sections: what a store records."""
-        return self.model_dump(mode="json", by_alias=True, exclude=set(EXECUTION_ONLY_SECTIONS))
+        """The config as JSON data without its execution-only fields: what a store records."""
+        return without_execution(self.model_dump(mode="json", by_alias=True))
 
     def canonical_json(self) -> str:
         """``provenance()`` with sorted keys and no whitespace: the input of `config_hash`."""

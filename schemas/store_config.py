@@ -39,7 +39,8 @@ class StoreConfig(BaseModel):
     lock_timeout_s: float = Field(
         120.0,
         gt=0,
-        description="how long a writer waits for the store's lock file (slot allocation, resizes) before failing",
+        description="how long a writer waits for the store's lock file (slot allocation, resizes) before failing "
+        "(execution only: not in the config hash)",
     )
 
 

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from schemas.catalog import DatasetEntry
-from schemas.pipeline_config import PipelineConfig
+from schemas.pipeline_config import PipelineConfig, without_execution
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_config import CompositeImportConfig
@@ -47,7 +47,15 @@ from stag_features.errors import SampleError
 from stag_features.graph import au_roi_sets, dynamic_edge_weights
 from stag_features.ingest_plan import SampleOutcome, RunSummary, needs_compute
 from stag_features.roi_features import roi_features
-from stag_features.store import StoreIdentity, allocate_slots, ensure_store, record_failure, slot_states, write_sample
+from stag_features.store import (
+    StoreIdentity,
+    allocate_slots,
+    ensure_store,
+    record_failure,
+    slot_states,
+    with_recorded_hash,
+    write_sample,
+)
 
 PRODUCER = "composite_import"
 # the PipelineConfig sections an import uses; the store records and hashes only these
@@ -65,7 +73,7 @@ def composite_identity(entry: DatasetEntry, config: PipelineConfig, imp: Composi
     hashed together (face, alignment, motion and TV-L1 parameters play no part)."""
     from stag_features.rois import roi_names, static_edges
 
-    used = config.model_dump(mode="json", by_alias=True)
+    used = without_execution(config.model_dump(mode="json", by_alias=True))
     combined = {"composite_import": imp.model_dump(mode="json"), **{k: used[k] for k in USED_SECTIONS}}
     digest = hashlib.sha256(json.dumps(combined, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     layout = StoreLayout(
@@ -177,7 +185,7 @@ def import_composite(entry: DatasetEntry, store: str | Path, flow_dir: Path, con
     started = time.perf_counter()
     config, imp = composite_pipeline_config(config), imp or CompositeImportConfig()
     result = load_dataset(entry)
-    identity = composite_identity(entry, config, imp)
+    identity = with_recorded_hash(store, composite_identity(entry, config, imp))
     ensure_store(store, identity, rebuild=force)
     bad_ids = [f"sheet:{row.file.name}#{row.row}" for row in result.bad_rows]
     bad_reasons = {f"sheet:{row.file.name}#{row.row}": row.reason for row in result.bad_rows}

@@ -29,6 +29,7 @@ from stag_features.store import (
     ensure_store,
     record_failure,
     slot_states,
+    with_recorded_hash,
 )
 
 PRODUCER = "pipeline"
@@ -138,9 +139,10 @@ def stale_reason(entry: DatasetEntry, config: PipelineConfig) -> str | None:
         from schemas.store_config import CompositeImportConfig
         from stag_features.composite_import import composite_identity, composite_pipeline_config
 
-        expected = composite_identity(entry, composite_pipeline_config(config), CompositeImportConfig()).config_hash
+        identity = composite_identity(entry, composite_pipeline_config(config), CompositeImportConfig())
     else:
-        expected = config.config_hash()
+        identity = pipeline_identity(entry, config)
+    expected = with_recorded_hash(store, identity).config_hash  # a store computed the same way keeps its hash
     if zarr.open_group(str(store), mode="r").attrs.get("config_hash") != expected:
         return "built with another config"
     states = slot_states(store)
@@ -199,7 +201,7 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
     """
     _check_local(entry)
     sheet = sheet_view(result or load_dataset(entry), only)
-    identity = pipeline_identity(entry, config)
+    identity = with_recorded_hash(entry.store, pipeline_identity(entry, config))
     state = ensure_store(entry.store, identity, rebuild=force)
     slots = allocate_slots(entry.store, [r.sample_id for r in sheet.records] + sorted(sheet.sheet_only),
                            timeout=config.store.lock_timeout_s)
@@ -243,7 +245,7 @@ def settled_plan(entry: DatasetEntry, config: PipelineConfig) -> IngestPlan | No
     if not (Path(entry.store) / "zarr.json").is_file():
         return None
     sheet = sheet_view(load_dataset(entry))  # in prepare_ingest's order, so that errors come in the same order
-    identity = pipeline_identity(entry, config)
+    identity = with_recorded_hash(entry.store, pipeline_identity(entry, config))
     check_store(entry.store, identity)
     states = slot_states(entry.store)
     for sid, reason in sheet.annotation_failures().items():

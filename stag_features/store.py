@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
+from schemas.pipeline_config import without_execution
 from schemas.sample_features import SampleFeatures
 from schemas.store_config import StoreConfig
 from schemas.store_spec import (
@@ -171,7 +172,8 @@ def _mismatch(path: Path, attrs: dict, identity: StoreIdentity) -> str | None:
     if attrs.get("dataset") != identity.dataset:
         return f"dataset {attrs.get('dataset')!r}, not {identity.dataset!r}"
     if attrs.get("config_hash") != identity.config_hash:
-        diffs = _config_diff(attrs.get("pipeline_config", {}), identity.config) or ["(hash only)"]
+        diffs = _config_diff(without_execution(attrs.get("pipeline_config", {})),
+                             without_execution(identity.config)) or ["(hash only)"]
         shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
         return f"another pipeline config (hash {str(attrs.get('config_hash'))[:12]}, this run {identity.config_hash[:12]}): {shown}"
     if attrs.get("layout") != identity.layout.model_dump(mode="json"):
@@ -211,6 +213,28 @@ def _refusal(path: Path, problem: str) -> StoreMismatchError:
         f"or rerun with --force to delete this store's samples and rebuild it with the new config, "
         f"or rerun with the config the store records (stag store info {path} --config > pipeline.yaml, then --config pipeline.yaml)."
     )
+
+
+def with_recorded_hash(path: str | Path, identity: StoreIdentity) -> StoreIdentity:
+    """``identity``, or the same computation under the config and hash the store at ``path`` recorded.
+
+    A store whose recorded config equals ``identity.config`` once execution-only fields are set
+    aside (``schemas.pipeline_config.EXECUTION_ONLY``: threads, lock waits, scheduling) was computed
+    the same way, so its samples stand: a store written before a field left the hash (say
+    ``tvl1.opencv_threads``) is opened, not refused, and its committed samples are skipped. Any
+    other store keeps its mismatch, which ``ensure_store`` reports. Reads the store's attributes only.
+    """
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return identity
+    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    recorded, digest = attrs.get("pipeline_config"), attrs.get("config_hash")
+    if digest == identity.config_hash or not isinstance(recorded, dict) or not isinstance(digest, str):
+        return identity
+    if without_execution(recorded) != without_execution(identity.config):
+        return identity
+    return replace(identity, config=recorded, config_hash=digest)
 
 
 def check_store(path: str | Path, identity: StoreIdentity) -> bool:

@@ -144,6 +144,61 @@ def test_a_clip_added_to_the_sheet_or_changed_is_work(demo_copy, monkeypatch):
     assert settled_plan(entry, config) is None
 
 
+def _pipeline_options(catalog: Path, **sections: dict) -> None:
+    body = yaml.safe_load(catalog.read_text())
+    pipeline = body["datasets"]["demo"]["options"]["pipeline"]
+    for section, values in sections.items():
+        pipeline[section] = {**pipeline.get(section, {}), **values}
+    catalog.write_text(yaml.safe_dump(body))
+
+
+def test_thread_and_lock_settings_reuse_the_store(demo_copy):
+    """tvl1.opencv_threads and store.lock_timeout_s change how a run works, not what it writes: a rerun
+    with other values settles on the fast path, the store unchanged."""
+    catalog, store = demo_copy
+    _pipeline_options(catalog, tvl1={"opencv_threads": 2}, store={"lock_timeout_s": 30})
+    before = _fingerprint(store)
+    result, out, _err = _cli("--catalog", str(catalog), "--dataset", "demo")
+    assert result == {"code": 0, "heavy_imports": []}
+    assert "skipped     10" in out and "no flow run started" in out
+    assert _fingerprint(store) == before
+
+
+def _as_recorded_before(store: Path, config) -> str:
+    """Turn ``store`` into one written before the threads and the lock wait left the hash: its
+    recorded config holds them and its hash (store and every sample) covers them. Returns that hash."""
+    full = config.model_dump(mode="json", by_alias=True)
+    full.pop("execution")
+    digest = hashlib.sha256(json.dumps(full, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    group = zarr.open_group(str(store), mode="r+")
+    group.attrs.update({"pipeline_config": full, "config_hash": digest})
+    hashes = group["config_hash"]
+    hashes[:] = [digest if str(h) else "" for h in hashes[:]]
+    return digest
+
+
+def test_a_store_whose_hash_covered_threads_and_lock_waits_is_reused(demo_copy, tmp_path):
+    """A store from before: nothing refused, nothing recomputed, its own hash kept for new samples; with
+    another thread count too. A real parameter change is still refused."""
+    catalog, store = demo_copy
+    entry, config = resolve_dataset(catalog, "demo")
+    legacy = _as_recorded_before(store, config)
+    assert legacy != config.config_hash()
+    _pipeline_options(catalog, tvl1={"opencv_threads": 3})
+    entry, config = resolve_dataset(catalog, "demo")
+    settled = settled_plan(entry, config)
+    assert settled is not None and settled.config_hash == legacy
+    assert {o.status for o in settled.decided} == {"skipped"}
+    plan = ingest_steps.prepare_ingest(entry, config)  # the flow's planning
+    assert plan.work == [] and plan.store_state == "opened" and plan.config_hash == legacy
+    assert ingest_steps.stale_reason(entry, config) is None
+    _pipeline_options(catalog, tvl1={"epsilon": 0.04})
+    entry, config = resolve_dataset(catalog, "demo")
+    with pytest.raises(StoreMismatchError, match="tvl1.epsilon: 0.05 -> 0.04") as refused:
+        settled_plan(entry, config)
+    assert "opencv_threads" not in str(refused.value) and "lock_timeout_s" not in str(refused.value)
+
+
 def test_config_change_is_refused_with_the_flows_message_without_prefect(demo_copy, tmp_path, prefect_server):
     catalog, store = demo_copy
     body = yaml.safe_load(catalog.read_text())

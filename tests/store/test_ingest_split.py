@@ -30,6 +30,15 @@ def test_execution_knobs_change_neither_the_hash_nor_the_recorded_config():
     assert base.config_hash() != base.with_overrides(selection={"k": 4}).config_hash()
 
 
+def test_threads_and_lock_waits_change_neither_the_hash_nor_the_recorded_config():
+    base = PipelineConfig()
+    tuned = base.with_overrides(tvl1={"opencv_threads": 4}, store={"lock_timeout_s": 5.0})
+    assert tuned.config_hash() == base.config_hash() and tuned.provenance() == base.provenance()
+    assert "opencv_threads" not in base.provenance()["tvl1"] and "lock_timeout_s" not in base.provenance()["store"]
+    assert base.config_hash() != base.with_overrides(tvl1={"epsilon": 0.04}).config_hash()
+    assert base.config_hash() != base.with_overrides(store={"flow_dtype": "float32"}).config_hash()
+
+
 def test_only_clips_that_are_a_large_share_of_a_worker_split_costliest_first():
     costs = {"short": 10, "long": 91, "mid": 73, "tiny": 1}
     whole, split = split_costliest(list(costs), parallelism=2, cost=costs.get, min_share=0.25)
