@@ -38,7 +38,8 @@ STAGES = ("decode", "face", "align", "motion", "tvl1", "strain", "rois", "aus", 
 
 def _store_for(path: Path, config, schemes: dict[str, tuple[str, ...]]) -> str:
     from stag_features.ingest_steps import PRODUCER, FLOW_UNITS, pipeline_layout
-    from stag_features.store import StoreIdentity, ensure_store
+    from stag_features.store import ensure_store
+    from stag_features.store_identity import StoreIdentity
 
     identity = StoreIdentity(dataset="bench", producer=PRODUCER, config=config.model_dump(mode="json", by_alias=True),
                              config_hash=config.config_hash(), layout=pipeline_layout(config, schemes),

@@ -31,7 +31,7 @@ from contextlib import ExitStack
 
 from flows.cluster import EarlyCluster
 from schemas.catalog import CatalogError
-from stag_features.store import StoreMismatchError
+from stag_features.store_identity import StoreMismatchError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,15 +47,8 @@ from stag_features.errors import SampleError
 from stag_features.graph import au_roi_sets, dynamic_edge_weights
 from stag_features.ingest_plan import SampleOutcome, RunSummary, needs_compute
 from stag_features.roi_features import roi_features
-from stag_features.store import (
-    StoreIdentity,
-    allocate_slots,
-    ensure_store,
-    record_failure,
-    slot_states,
-    with_recorded_hash,
-    write_sample,
-)
+from stag_features.store import allocate_slots, ensure_store, record_failure, slot_states, write_sample
+from stag_features.store_identity import StoreIdentity, with_recorded_hash
 
 PRODUCER = "composite_import"
 # the PipelineConfig sections an import uses; the store records and hashes only these

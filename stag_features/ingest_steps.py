@@ -22,15 +22,8 @@ from schemas.sample_record import SampleRecord
 from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
 from stag_features.ingest_plan import SampleOutcome, hash_decides, input_hashes, needs_compute
-from stag_features.store import (
-    StoreIdentity,
-    allocate_slots,
-    check_store,
-    ensure_store,
-    record_failure,
-    slot_states,
-    with_recorded_hash,
-)
+from stag_features.store import allocate_slots, ensure_store, record_failure, slot_states
+from stag_features.store_identity import StoreIdentity, check_store, with_recorded_hash
 
 PRODUCER = "pipeline"
 FLOW_UNITS = "px at the aligned crop size (align.crop_size)"

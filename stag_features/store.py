@@ -4,7 +4,8 @@ One Zarr v3 group per dataset (layout in schemas/store_spec.md). Writing
 follows four rules that make concurrent and interrupted ingests safe:
 
 1. ``ensure_store`` creates the group, or checks that an existing one was built
-   with the same dataset, schema and config (refusing otherwise, with a hint).
+   with the same dataset, schema and config (refusing otherwise, with a hint;
+   the checks, read-only, are in ``stag_features.store_identity``).
 2. ``allocate_slots`` gives every sample of a run a slot along ``sample``
    (existing slots are reused by sample id); resizing happens under an
    exclusive lock on the file ``<store>.lock`` beside the store folder.
@@ -17,9 +18,8 @@ URLs) are not supported; see the spec for the reason.
 """
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,7 +28,6 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from schemas.pipeline_config import without_execution
 from schemas.sample_features import SampleFeatures
 from schemas.store_config import StoreConfig
 from schemas.store_spec import (
@@ -39,6 +38,7 @@ from schemas.store_spec import (
     StoreLayout,
 )
 from stag_features.errors import SampleError
+from stag_features.store_identity import StoreIdentity, mismatch, refusal
 from stag_features.store_lock import store_lock
 
 # write every chunk, even one equal to the fill value (an all -1 au_truth, say), so
@@ -46,23 +46,6 @@ from stag_features.store_lock import store_lock
 # Set per array: zarr's global config context is not thread-safe.
 _WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
 _FILL = {"str": "", "bool": False, "uint8": 0, "int8": -1, "int16": -1, "int32": -1}
-
-
-class StoreMismatchError(ValueError):
-    """An existing store was built differently from what this run would write."""
-
-
-@dataclass(frozen=True)
-class StoreIdentity:
-    """What a store is built from; two runs may share a store only if these agree."""
-
-    dataset: str
-    producer: str  # "pipeline" (stag_features.sample_pipeline) or "composite_import"
-    config: dict  # the full producing config, as JSON
-    config_hash: str
-    layout: StoreLayout
-    store_config: StoreConfig
-    flow_units: str  # e.g. "px at crop size" or "normalised (image value/255, u and v centred)"
 
 
 def _package_version() -> str:
@@ -89,19 +72,6 @@ def _compressors(store_config: StoreConfig) -> tuple:
 
 def _fill_value(dtype: str):
     return _FILL.get(dtype, float("nan"))
-
-
-def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted paths whose values differ between two config dicts, with both values."""
-    diffs: list[str] = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        path = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs.extend(_config_diff(a, b, path + "."))
-        elif a != b:
-            diffs.append(f"{path}: {json.dumps(a)[:60]} -> {json.dumps(b)[:60]}")
-    return diffs
 
 
 def _create(path: Path, identity: StoreIdentity) -> None:
@@ -166,22 +136,6 @@ def _clear(path: Path) -> None:
             child.unlink()
 
 
-def _mismatch(path: Path, attrs: dict, identity: StoreIdentity) -> str | None:
-    if attrs.get("schema_version") != SCHEMA_VERSION:
-        return f"schema version {attrs.get('schema_version')} (this code writes {SCHEMA_VERSION})"
-    if attrs.get("dataset") != identity.dataset:
-        return f"dataset {attrs.get('dataset')!r}, not {identity.dataset!r}"
-    if attrs.get("config_hash") != identity.config_hash:
-        diffs = _config_diff(without_execution(attrs.get("pipeline_config", {})),
-                             without_execution(identity.config)) or ["(hash only)"]
-        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
-        return f"another pipeline config (hash {str(attrs.get('config_hash'))[:12]}, this run {identity.config_hash[:12]}): {shown}"
-    if attrs.get("layout") != identity.layout.model_dump(mode="json"):
-        diffs = _config_diff(attrs.get("layout", {}), identity.layout.model_dump(mode="json"))
-        return f"another layout (ROIs, AUs, edges or class schemes): {'; '.join(diffs[:5])}"
-    return None
-
-
 def ensure_store(path: str | Path, identity: StoreIdentity, rebuild: bool = False) -> str:
     """Create the store at ``path``, or check that an existing one matches ``identity``.
 
@@ -197,59 +151,14 @@ def ensure_store(path: str | Path, identity: StoreIdentity, rebuild: bool = Fals
             _create(path, identity)
             return "created"
         attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-        problem = _mismatch(path, attrs, identity)
+        problem = mismatch(attrs, identity)
         if problem is None:
             return "opened"
         if not rebuild:
-            raise _refusal(path, problem)
+            raise refusal(path, problem)
         _clear(path)
         _create(path, identity)
         return "rebuilt"
-
-
-def _refusal(path: Path, problem: str) -> StoreMismatchError:
-    return StoreMismatchError(
-        f"store {path} was built with {problem}. To proceed: write to another store path, "
-        f"or rerun with --force to delete this store's samples and rebuild it with the new config, "
-        f"or rerun with the config the store records (stag store info {path} --config > pipeline.yaml, then --config pipeline.yaml)."
-    )
-
-
-def with_recorded_hash(path: str | Path, identity: StoreIdentity) -> StoreIdentity:
-    """``identity``, or the same computation under the config and hash the store at ``path`` recorded.
-
-    A store whose recorded config equals ``identity.config`` once execution-only fields are set
-    aside (``schemas.pipeline_config.EXECUTION_ONLY``: threads, lock waits, scheduling) was computed
-    the same way, so its samples stand: a store written before a field left the hash (say
-    ``tvl1.opencv_threads``) is opened, not refused, and its committed samples are skipped. Any
-    other store keeps its mismatch, which ``ensure_store`` reports. Reads the store's attributes only.
-    """
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        return identity
-    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    recorded, digest = attrs.get("pipeline_config"), attrs.get("config_hash")
-    if digest == identity.config_hash or not isinstance(recorded, dict) or not isinstance(digest, str):
-        return identity
-    if without_execution(recorded) != without_execution(identity.config):
-        return identity
-    return replace(identity, config=recorded, config_hash=digest)
-
-
-def check_store(path: str | Path, identity: StoreIdentity) -> bool:
-    """Read-only twin of ``ensure_store`` without ``rebuild``: False if there is no store at
-    ``path``, True if there is one that matches ``identity``; raises the StoreMismatchError
-    ``ensure_store`` would raise if it was built differently. Writes nothing into the store."""
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        return False
-    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    problem = _mismatch(path, attrs, identity)
-    if problem is not None:
-        raise _refusal(path, problem)
-    return True
 
 
 def _open(path: Path) -> zarr.Group:

@@ -13,7 +13,8 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import StoreLayout
-from stag_features.store import StoreIdentity, allocate_slots, ensure_store, write_sample
+from stag_features.store import allocate_slots, ensure_store, write_sample
+from stag_features.store_identity import StoreIdentity
 from stag_model.model import StagBatch
 
 torch.set_num_threads(1)  # the test machine is shared; one thread per test process is fastest overall

@@ -10,7 +10,7 @@ from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_config import StoreConfig
 from schemas.store_spec import StoreLayout
-from stag_features.store import StoreIdentity
+from stag_features.store_identity import StoreIdentity
 
 TINY_LAYOUT = StoreLayout(
     frames=3, height=16, width=12, time=20, patch=4,

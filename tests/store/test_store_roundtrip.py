@@ -10,7 +10,6 @@ from schemas.store_spec import SAMPLE_ARRAYS
 from stag_features.errors import SampleError
 from stag_features.query import open_store, read_sample
 from stag_features.store import (
-    StoreMismatchError,
     allocate_slots,
     ensure_store,
     record_failure,
@@ -18,6 +17,7 @@ from stag_features.store import (
     slot_states,
     write_sample,
 )
+from stag_features.store_identity import StoreMismatchError
 
 IDS = ["s1/a", "s1/b", "s2/a"]
 

@@ -1,0 +1,115 @@
+"""Which store a run may use: what a store is built from (``StoreIdentity``) and the
+read-only checks against what an existing store recorded.
+
+``mismatch`` says what differs (schema version, dataset, config, layout); a
+config that differs only in execution-only fields (``schemas.pipeline_config.
+EXECUTION_ONLY``) is the same computation, and ``with_recorded_hash`` lets a
+run adopt the store's own recorded config and hash for it. ``check_store`` is
+the read-only twin of ``stag_features.store.ensure_store``, which creates or
+rebuilds stores (the only writer).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import zarr
+
+from schemas.pipeline_config import without_execution
+from schemas.store_config import StoreConfig
+from schemas.store_spec import SCHEMA_VERSION, StoreLayout
+from stag_features.store_lock import store_lock
+
+
+class StoreMismatchError(ValueError):
+    """An existing store was built differently from what this run would write."""
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """What a store is built from; two runs may share a store only if these agree."""
+
+    dataset: str
+    producer: str  # "pipeline" (stag_features.sample_pipeline) or "composite_import"
+    config: dict  # the full producing config, as JSON
+    config_hash: str
+    layout: StoreLayout
+    store_config: StoreConfig
+    flow_units: str  # e.g. "px at crop size" or "normalised (image value/255, u and v centred)"
+
+
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two config dicts, with both values."""
+    diffs: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs.extend(config_diff(a, b, path + "."))
+        elif a != b:
+            diffs.append(f"{path}: {json.dumps(a)[:60]} -> {json.dumps(b)[:60]}")
+    return diffs
+
+
+def mismatch(attrs: dict, identity: StoreIdentity) -> str | None:
+    """What differs between a store's recorded attributes and ``identity`` (None if nothing does)."""
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        return f"schema version {attrs.get('schema_version')} (this code writes {SCHEMA_VERSION})"
+    if attrs.get("dataset") != identity.dataset:
+        return f"dataset {attrs.get('dataset')!r}, not {identity.dataset!r}"
+    if attrs.get("config_hash") != identity.config_hash:
+        diffs = config_diff(without_execution(attrs.get("pipeline_config", {})),
+                             without_execution(identity.config)) or ["(hash only)"]
+        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+        return f"another pipeline config (hash {str(attrs.get('config_hash'))[:12]}, this run {identity.config_hash[:12]}): {shown}"
+    if attrs.get("layout") != identity.layout.model_dump(mode="json"):
+        diffs = config_diff(attrs.get("layout", {}), identity.layout.model_dump(mode="json"))
+        return f"another layout (ROIs, AUs, edges or class schemes): {'; '.join(diffs[:5])}"
+    return None
+
+
+def refusal(path: Path, problem: str) -> StoreMismatchError:
+    """The error refusing the store at ``path`` for ``problem``, with the ways to proceed."""
+    return StoreMismatchError(
+        f"store {path} was built with {problem}. To proceed: write to another store path, "
+        f"or rerun with --force to delete this store's samples and rebuild it with the new config, "
+        f"or rerun with the config the store records (stag store info {path} --config > pipeline.yaml, then --config pipeline.yaml)."
+    )
+
+
+def with_recorded_hash(path: str | Path, identity: StoreIdentity) -> StoreIdentity:
+    """``identity``, or the same computation under the config and hash the store at ``path`` recorded.
+
+    A store whose recorded config equals ``identity.config`` once execution-only fields are set
+    aside (``schemas.pipeline_config.EXECUTION_ONLY``: threads, lock waits, scheduling) was computed
+    the same way, so its samples stand: a store written before a field left the hash (say
+    ``tvl1.opencv_threads``) is opened, not refused, and its committed samples are skipped. Any
+    other store keeps its mismatch, which ``ensure_store`` reports. Reads the store's attributes only.
+    """
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return identity
+    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    recorded, digest = attrs.get("pipeline_config"), attrs.get("config_hash")
+    if digest == identity.config_hash or not isinstance(recorded, dict) or not isinstance(digest, str):
+        return identity
+    if without_execution(recorded) != without_execution(identity.config):
+        return identity
+    return replace(identity, config=recorded, config_hash=digest)
+
+
+def check_store(path: str | Path, identity: StoreIdentity) -> bool:
+    """Read-only twin of ``ensure_store`` without ``rebuild``: False if there is no store at
+    ``path``, True if there is one that matches ``identity``; raises the StoreMismatchError
+    ``ensure_store`` would raise if it was built differently. Writes nothing into the store."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return False
+    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    problem = mismatch(attrs, identity)
+    if problem is not None:
+        raise refusal(path, problem)
+    return True
