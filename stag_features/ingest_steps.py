@@ -23,7 +23,7 @@ from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
 from stag_features.ingest_plan import SampleOutcome, hash_decides, input_hashes, needs_compute
 from stag_features.store import allocate_slots, ensure_store, record_failure, slot_states
-from stag_features.store_identity import StoreIdentity, check_store, with_recorded_hash
+from stag_features.store_identity import StoreIdentity, adopted, check_store, recorded_attrs, with_recorded_hash
 
 PRODUCER = "pipeline"
 FLOW_UNITS = "px at the aligned crop size (align.crop_size)"
@@ -123,8 +123,6 @@ def pipeline_identity(entry: DatasetEntry, config: PipelineConfig) -> StoreIdent
 def stale_reason(entry: DatasetEntry, config: PipelineConfig) -> str | None:
     """Why ``entry``'s store needs an ingest (``ingest_catalog``), or None if it is up to date:
     its store is missing, was built with another config, or lacks clips the sheet lists."""
-    import zarr
-
     store = Path(entry.store)
     if not (store / "zarr.json").is_file():
         return "store missing"
@@ -135,8 +133,8 @@ def stale_reason(entry: DatasetEntry, config: PipelineConfig) -> str | None:
         identity = composite_identity(entry, composite_pipeline_config(config), CompositeImportConfig())
     else:
         identity = pipeline_identity(entry, config)
-    expected = with_recorded_hash(store, identity).config_hash  # a store computed the same way keeps its hash
-    if zarr.open_group(str(store), mode="r").attrs.get("config_hash") != expected:
+    attrs = recorded_attrs(store, config.store.lock_timeout_s)
+    if (attrs or {}).get("config_hash") != adopted(identity, attrs).config_hash:  # the same computation keeps its hash
         return "built with another config"
     states = slot_states(store)
     done = {sid for sid, s in states.items() if s.committed or s.failure_stage}
@@ -238,8 +236,9 @@ def settled_plan(entry: DatasetEntry, config: PipelineConfig) -> IngestPlan | No
     if not (Path(entry.store) / "zarr.json").is_file():
         return None
     sheet = sheet_view(load_dataset(entry))  # in prepare_ingest's order, so that errors come in the same order
-    identity = with_recorded_hash(entry.store, pipeline_identity(entry, config))
-    check_store(entry.store, identity)
+    identity = check_store(entry.store, pipeline_identity(entry, config))
+    if identity is None:  # removed since: a flow run creates it
+        return None
     states = slot_states(entry.store)
     for sid, reason in sheet.annotation_failures().items():
         state = states.get(sid)

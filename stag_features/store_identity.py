@@ -3,9 +3,9 @@ read-only checks against what an existing store recorded.
 
 ``mismatch`` says what differs (schema version, dataset, config, layout); a
 config that differs only in execution-only fields (``schemas.pipeline_config.
-EXECUTION_ONLY``) is the same computation, and ``with_recorded_hash`` lets a
-run adopt the store's own recorded config and hash for it. ``check_store`` is
-the read-only twin of ``stag_features.store.ensure_store``, which creates or
+EXECUTION_ONLY``) is the same computation, and ``adopted`` lets a run take
+the store's own recorded config and hash for it. ``check_store`` is the
+read-only twin of ``stag_features.store.ensure_store``, which creates or
 rebuilds stores (the only writer).
 """
 from __future__ import annotations
@@ -78,21 +78,25 @@ def refusal(path: Path, problem: str) -> StoreMismatchError:
     )
 
 
-def with_recorded_hash(path: str | Path, identity: StoreIdentity) -> StoreIdentity:
-    """``identity``, or the same computation under the config and hash the store at ``path`` recorded.
+def recorded_attrs(path: str | Path, timeout: float) -> dict | None:
+    """The group attributes of the store at ``path`` (read under its shared lock), None if there is none."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return None
+    with store_lock(path, exclusive=False, timeout=timeout):
+        return dict(zarr.open_group(str(path), mode="r").attrs)
+
+
+def adopted(identity: StoreIdentity, attrs: dict | None) -> StoreIdentity:
+    """``identity``, or the same computation under the config and hash a store recorded (``attrs``).
 
     A store whose recorded config equals ``identity.config`` once execution-only fields are set
     aside (``schemas.pipeline_config.EXECUTION_ONLY``: threads, lock waits, scheduling) was computed
     the same way, so its samples stand: a store written before a field left the hash (say
     ``tvl1.opencv_threads``) is opened, not refused, and its committed samples are skipped. Any
-    other store keeps its mismatch, which ``ensure_store`` reports. Reads the store's attributes only.
+    other store keeps its mismatch, which ``mismatch`` reports.
     """
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        return identity
-    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    recorded, digest = attrs.get("pipeline_config"), attrs.get("config_hash")
+    recorded, digest = (attrs or {}).get("pipeline_config"), (attrs or {}).get("config_hash")
     if digest == identity.config_hash or not isinstance(recorded, dict) or not isinstance(digest, str):
         return identity
     if without_execution(recorded) != without_execution(identity.config):
@@ -100,16 +104,20 @@ def with_recorded_hash(path: str | Path, identity: StoreIdentity) -> StoreIdenti
     return replace(identity, config=recorded, config_hash=digest)
 
 
-def check_store(path: str | Path, identity: StoreIdentity) -> bool:
-    """Read-only twin of ``ensure_store`` without ``rebuild``: False if there is no store at
-    ``path``, True if there is one that matches ``identity``; raises the StoreMismatchError
-    ``ensure_store`` would raise if it was built differently. Writes nothing into the store."""
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        return False
-    with store_lock(path, exclusive=False, timeout=identity.store_config.lock_timeout_s):
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+def with_recorded_hash(path: str | Path, identity: StoreIdentity) -> StoreIdentity:
+    """``adopted`` against the store at ``path``, if there is one (reads its attributes only)."""
+    return adopted(identity, recorded_attrs(path, identity.store_config.lock_timeout_s))
+
+
+def check_store(path: str | Path, identity: StoreIdentity) -> StoreIdentity | None:
+    """Read-only twin of ``ensure_store`` without ``rebuild``: None if there is no store at ``path``,
+    the identity it is opened under (``adopted``) if it matches ``identity``; raises the
+    StoreMismatchError ``ensure_store`` would raise if it was built differently. Writes nothing."""
+    attrs = recorded_attrs(path, identity.store_config.lock_timeout_s)
+    if attrs is None:
+        return None
+    identity = adopted(identity, attrs)
     problem = mismatch(attrs, identity)
     if problem is not None:
-        raise refusal(path, problem)
-    return True
+        raise refusal(Path(path), problem)
+    return identity
