@@ -200,6 +200,7 @@ def main() -> int:
            "| `benchmarks/naive_reference.py` | 3: the naive per-clip loop (the yardstick, written plainly) |",
            "| `benchmarks/ingest_runs.py` | 3, 4, 5: stag-ingest vs naive, cached rerun, 1 vs 2 workers, ingest peak memory |",
            "| `benchmarks/parallel_ceiling.py` | 5: what 2 cores give perfectly parallel TV-L1 and demo per-sample work (the ceiling for 1 vs 2 workers) |",
+           "| `benchmarks/task_overhead.py` | 5: what one Prefect task run costs beyond its own work on a local Dask worker |",
            "| `benchmarks/loader.py` | 6: samples/s from disk (streaming, 0 / 2 workers, reading ahead across epochs) vs in memory; data wait per step |",
            "| `benchmarks/training_cost.py` | 7: s/epoch and per LOSO run, STAG and STSTNet; training peak memory |",
            "| `benchmarks/store_codecs.py` | 8: bytes per sample by array; codecs' size and read speed |",

@@ -172,13 +172,14 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
             if "workers_1" not in runs or "workers_2" not in runs:
                 continue
             notes_scaling += _timeline_notes(dataset, res) + _cpu_notes(dataset, res)
-    notes_scaling += _ceiling_notes()
+    notes_scaling += _ceiling_notes() + _task_overhead_notes()
     notes_scaling.append("- How the runs are scheduled: clips that are a large share of one worker's work are split "
                          "(`stag_features.ingest_plan.split_costliest`) and submitted first; the other samples go to the "
                          "workers in batches, longest clips first, "
                          "large batches first and single clips last (`stag_features.ingest_plan.guided_batches`), so "
                          "that a run has few Prefect tasks (each costs ~0.1 s of CPU in the command process, a worker "
-                         "and the server) and the workers finish together; `stag-ingest --workers N` starts its Dask "
+                         "and the server) and the workers finish together; each worker opens one Prefect client as it starts "
+                         "and all its task runs take it (`flows.worker_preload`); `stag-ingest --workers N` starts its Dask "
                          "cluster in the background before it imports Prefect, and forks its workers from one server "
                          "process that imported the pipeline and loaded the landmark model once (`flows/cluster.py`, "
                          "`flows/worker_image.py`; before, each worker spawned a fresh interpreter and paid ~2.5 s of "
@@ -229,6 +230,28 @@ def _ceiling_notes() -> list[str]:
             "the command process (Prefect's engine, the Dask scheduler), of the Prefect server and of each "
             "worker's Dask and Prefect machinery (its event loop, the task engine), which with 2 workers share the cores "
             "with the work."]
+
+
+def _task_overhead_notes() -> list[str]:
+    """What one Prefect task run costs beyond its own work (benchmarks/task_overhead.py)."""
+    doc, smoke = load("task_overhead")
+    if not doc:
+        return ["- What one task run costs (`python benchmarks/task_overhead.py`) is not recorded yet."]
+    fig, la = doc["figures"], doc.get("load_average") or {}
+    rows = {row["setting"]: row for row in fig["median"]}
+
+    def cost(row: dict) -> str:
+        return (f"{row['wall_ms_per_task']:.0f} ms of wall time each, and CPU: command process "
+                f"{row['flow_process_cpu_ms_per_task']:.0f} ms, worker {row['worker_cpu_ms_per_task']:.0f} ms, "
+                f"Prefect server {row['server_cpu_ms_per_task']:.0f} ms")
+
+    return [f"- What one task run costs beyond its own work (`{doc['command']}`, {doc['date_utc']}, mean 1-min load "
+            f"{la.get('during_1min_mean')}{', smoke run' if smoke else ''}; median of {fig['repeats']} runs of "
+            f"{fig['tasks']} tasks that do nothing, shaped like ingest-batch, on a 1-worker local cluster): with the "
+            f"worker's one shared Prefect client (stag's default, `flows.worker_preload`) {cost(rows['shared'])}; "
+            f"with clients built by every task run (Prefect's default) {cost(rows['per_run'])}. What remains is "
+            "Prefect's: the command process serialises its settings for every submission, the worker rebuilds them "
+            "for every run, and the server records each run's states."]
 
 
 def _timeline_notes(dataset: str, res: dict) -> list[str]:

@@ -10,13 +10,14 @@ PY=${PY:-.venv/bin/python}
 NICE=${NICE:-}   # e.g. NICE="nice -n 10" on a shared machine
 LOGS=${LOGS:-/tmp/stag-bench/logs}
 mkdir -p "$LOGS"
-STEPS=${STEPS:-"ingest_runs ingest_scaling_demo100 parallel_ceiling selection_vs_all ingest_stages training_cost loader store_codecs"}
+STEPS=${STEPS:-"ingest_runs ingest_scaling_demo100 parallel_ceiling task_overhead selection_vs_all ingest_stages training_cost loader store_codecs"}
 # a step runs benchmarks/<step>.py unless named here
 declare -A SCRIPT=([ingest_scaling_demo100]=ingest_runs)
 declare -A ARGS=(
   [ingest_runs]=""
   [ingest_scaling_demo100]="--datasets demo --demo-clips-per-emotion 4 --no-naive --name ingest_scaling_demo100"
   [parallel_ceiling]=""
+  [task_overhead]=""
   [selection_vs_all]=""
   [ingest_stages]=""
   [training_cost]="--folds 3 --epochs 40"
@@ -28,6 +29,7 @@ if [ -n "${SMOKE:-}" ]; then
     [ingest_runs]="--datasets demo --demo-subjects 1 --demo-clips-per-emotion 1 --name smoke_ingest_runs"
     [ingest_scaling_demo100]="--datasets demo --demo-subjects 1 --demo-clips-per-emotion 2 --no-naive --name smoke_ingest_scaling_demo100"
     [parallel_ceiling]="--repeats 1 --name smoke_parallel_ceiling"
+    [task_overhead]="--repeats 1 --tasks 20 --name smoke_task_overhead"
     [selection_vs_all]="--clips --demo 2 --name smoke_selection_vs_all"
     [ingest_stages]="--clips face_noface_0_60 --demo 2 --name smoke_ingest_stages"
     [training_cost]="--folds 1 --epochs 2 --name smoke_training_cost"

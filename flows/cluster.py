@@ -23,6 +23,7 @@ crash) starts the usual way.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 
 # Nanny worker processes with one thread each: TV-L1 and the other stages are CPU-bound,
@@ -31,6 +32,7 @@ WORKER_PRELOAD = "flows.worker_preload"
 # imported by the fork server before it forks any worker: Dask's own module, then the pipeline and a warm model
 FORKSERVER_PRELOAD = ["distributed", "flows.worker_image"]
 MULTIPROCESSING_METHOD_KEY = "distributed.worker.multiprocessing-method"
+API_URL_VARIABLE = "PREFECT_API_URL"
 # Dask settings of every local cluster of stag-ingest (its Nannies hand them to their workers). Dask's
 # statistical profiler samples the running task's stack every 10 ms for the dashboard and
 # ``Client.profile``, which nothing here reads; on a 100-clip demo ingest it took about 1.4% of a
@@ -39,10 +41,12 @@ MULTIPROCESSING_METHOD_KEY = "distributed.worker.multiprocessing-method"
 LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
-def local_cluster_kwargs(workers: int) -> dict:
-    """LocalCluster arguments of a run on ``workers`` local processes."""
+def local_cluster_kwargs(workers: int, api_url: str | None = None) -> dict:
+    """LocalCluster arguments of a run on ``workers`` local processes. ``api_url``: the Prefect API
+    the flow reports to, set in each worker's environment, since every worker opens one client to
+    it for all its task runs (``flows.worker_preload``)."""
     return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
-            "preload": [WORKER_PRELOAD]}
+            "preload": [WORKER_PRELOAD], "env": {API_URL_VARIABLE: api_url} if api_url else {}}
 
 
 def local_cluster(config: dict | None = None, **kwargs):
@@ -75,7 +79,10 @@ class EarlyCluster:
                 forkserver.ensure_running()  # one already running keeps its preload list
             # Dask's own preload list of the fork server would come too late: the server is running
             method = {MULTIPROCESSING_METHOD_KEY: "forkserver"} if forking else {}
-            self._cluster = local_cluster(config=method, **local_cluster_kwargs(workers))
+            # the command's Prefect API (its environment: Prefect is not imported here); one set only in
+            # a Prefect profile reaches the workers through the same profile
+            kwargs = local_cluster_kwargs(workers, os.environ.get(API_URL_VARIABLE))
+            self._cluster = local_cluster(config=method, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by cluster()
             self._error = exc
 

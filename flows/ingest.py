@@ -8,10 +8,12 @@ markdown artifact).
 Tasks run in threads by default (one per core); ``task_runner`` may be a DaskTaskRunner
 (``runner_for``: a local cluster of N processes, or an existing scheduler).
 Batches (``guided_batches``): longest clips first, large batches first and
-single samples last, sized for the runner's parallelism. A task costs ~0.1 s
-of CPU in the flow process, the Dask worker and the Prefect server (Prefect
-serialises its settings context per submission), which one task per sample
-paid on every clip. With more than one worker, the clips that are a large share
+single samples last, sized for the runner's parallelism. A task run costs
+~0.1 s of CPU in the flow process, the Dask worker and the Prefect server
+together (Prefect serialises its settings for every submission and rebuilds
+them in the worker; ``benchmarks/task_overhead.py``), which one task per
+sample paid on every clip; a local worker's task runs share one Prefect
+client (``flows.worker_preload``). With more than one worker, the clips that are a large share
 of a worker's work (``split_costliest``, ``PipelineConfig.execution``) are
 split instead: a prepare task, tasks of a few TV-L1 pairs each and a finish
 task that writes the sample (``stag_features.sample_ingest``); they are
@@ -32,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.runtime import task_run
+from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cluster import local_cluster, local_cluster_kwargs, started_cluster
@@ -194,5 +197,7 @@ def runner_for(workers: int | None = None, dask_address: str | None = None, earl
     if dask_address:
         return DaskTaskRunner(address=dask_address)
     if early:
-        return DaskTaskRunner(cluster_class=started_cluster)
-    return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs=local_cluster_kwargs(workers))
+        return DaskTaskRunner(cluster_class=started_cluster)  # started by this command: its environment
+    # this process's API address, even one set in code (prefect.settings.temporary_settings)
+    return DaskTaskRunner(cluster_class=local_cluster,
+                          cluster_kwargs=local_cluster_kwargs(workers, PREFECT_API_URL.value()))

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import yaml
+from prefect import flow, task
 
 from flows.cli import ingest_main
 from flows.cluster import EarlyCluster, started_cluster
@@ -130,6 +131,70 @@ def test_the_flows_local_cluster_runs_its_workers_without_dask_profiler():
         origins = list(client.run(_worker_origin).values())
     assert [o["profiled"] for o in origins] == [False]
     assert dask.config.get("distributed.worker.profile.enabled") is True
+
+
+@task
+def _task_run_client() -> dict:
+    """Which Prefect client this task run's engine took, seen from inside the run."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import SyncClientContext
+
+    from flows.worker_preload import worker_prefect_client
+
+    shared = worker_prefect_client()
+    return {"pid": os.getpid(), "shared_id": id(shared), "get_client": get_client(sync_client=True) is shared,
+            "engine": SyncClientContext.get().client is shared, "open": shared is not None and not shared._closed}
+
+
+@flow
+def _three_task_runs() -> list[dict]:
+    return [future.result() for future in [_task_run_client.submit() for _ in range(3)]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("early", [False, True], ids=["runner_for", "early_cluster"])
+def test_task_runs_on_a_local_worker_share_one_prefect_client(early, prefect_server):
+    """A local Dask worker opens one Prefect client as it starts and every task run it executes takes
+    that one (the engine's context and get_client), instead of building two clients per run."""
+    if early:
+        with EarlyCluster(1):
+            runs = _three_task_runs.with_options(task_runner=runner_for(workers=1, early=True))()
+    else:
+        runs = _three_task_runs.with_options(task_runner=runner_for(workers=1))()
+    pids = {run["pid"] for run in runs}
+    assert len(pids) == 1 and os.getpid() not in pids, runs  # one worker process, not this one
+    assert len({run["shared_id"] for run in runs}) == 1, runs
+    assert all(run["get_client"] and run["engine"] and run["open"] for run in runs), runs
+
+
+def test_the_workers_of_runner_for_take_the_api_address_this_process_has(monkeypatch):
+    """runner_for hands the workers the Prefect API this process reports to, also one set in code,
+    since their shared client must talk to the server the flow's runs are recorded on."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # what the workers would inherit
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4242/api"}):
+        env = runner_for(workers=2).cluster_kwargs["env"]
+    assert env == {"PREFECT_API_URL": "http://127.0.0.1:4242/api"}
+
+
+def _no_api_client(dask_worker):
+    from flows.worker_preload import worker_prefect_client
+
+    return os.environ.get("PREFECT_API_URL"), worker_prefect_client()
+
+
+@pytest.mark.slow
+def test_a_local_worker_without_a_configured_prefect_api_builds_no_client(monkeypatch):
+    """Without PREFECT_API_URL (a flow on Prefect's temporary server, whose address comes with each
+    task run) a worker opens no client of its own."""
+    from distributed import Client
+
+    from flows.cluster import local_cluster, local_cluster_kwargs
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with local_cluster(**local_cluster_kwargs(1)) as cluster, Client(cluster) as client:
+        assert list(client.run(_no_api_client).values()) == [(None, None)]
 
 
 @pytest.mark.slow
