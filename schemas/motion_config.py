@@ -226,6 +226,10 @@ class AUConfig(_Frozen):
         True, description="clip negative projections to 0 (motion against the AU's direction is not that AU)"
     )
 
+    def names(self) -> list[str]:
+        """AU names in output order, e.g. ``["AU1", "AU2", ...]``."""
+        return [f"AU{au}" for au in self.aus]
+
     @model_validator(mode="after")
     def _directions_cover_aus(self) -> "AUConfig":
         missing = [au for au in self.aus if au not in self.directions]

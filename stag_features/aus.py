@@ -29,8 +29,8 @@ from stag_features.roi_features import box_pixels
 
 
 def au_names(config: AUConfig) -> list[str]:
-    """Names in output order, e.g. ``["AU1", "AU2", ...]``."""
-    return [f"AU{au}" for au in config.aus]
+    """Names in output order, e.g. ``["AU1", "AU2", ...]`` (``AUConfig.names``)."""
+    return config.names()
 
 
 def direction_vector(spec: AUDirection, roi_centre_x: float, midline_x: float) -> np.ndarray:

@@ -99,14 +99,13 @@ def uses_flow_images(entry: DatasetEntry) -> bool:
 
 def pipeline_layout(config: PipelineConfig, schemes: dict[str, tuple[str, ...]]) -> StoreLayout:
     """Dimension sizes and names of a store written by the per-sample pipeline with ``config``."""
-    from stag_features.aus import au_names
-    from stag_features.rois import roi_names, static_edges
+    from stag_features.rois import roi_names, static_edges  # numpy only: reruns plan without OpenCV
 
     edges = np.asarray(static_edges(config.rois)).reshape(-1, 2)
     return StoreLayout(
         frames=config.selection.k, height=config.align.crop_size, width=config.align.crop_size,
         time=config.store.max_time, patch=config.roi_features.patch_size,
-        roi_names=tuple(roi_names(config.rois)), au_names=tuple(au_names(config.aus)),
+        roi_names=tuple(roi_names(config.rois)), au_names=tuple(config.aus.names()),
         edges=tuple((int(a), int(b)) for a, b in edges), class_schemes=schemes,
     )
 

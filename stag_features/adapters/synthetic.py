@@ -24,8 +24,6 @@ import json
 import shutil
 from pathlib import Path
 
-import cv2
-
 from schemas.catalog import DatasetEntry
 from schemas.sample_record import FrameSource, SampleRecord
 from schemas.synthetic_config import SyntheticConfig
@@ -59,6 +57,8 @@ def class_schemes(entry: DatasetEntry) -> dict[str, tuple[str, ...]]:
 
 def generate(root: Path, params: dict) -> None:
     """Write frames, sheet and stamp into ``root`` (replacing what was there)."""
+    import cv2  # here, not at the top: a rerun reads the sheet only, and OpenCV's import is 50 ms of it
+
     from stag_features.synthetic import make_dataset
 
     if root.exists():

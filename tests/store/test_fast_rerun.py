@@ -24,12 +24,12 @@ from stag_features.store_validate import validate_store
 
 from .conftest import PROJECT_ROOT, copy_store, demo_entry, write_catalog  # noqa: TID252
 
-# runs stag-ingest in a fresh process and says whether Prefect or Dask were imported
+# runs stag-ingest in a fresh process and says whether Prefect, Dask or OpenCV were imported
 _CLI = """
 import json, sys
 from flows.cli import ingest_main
 code = ingest_main(sys.argv[1:])
-heavy = sorted(m for m in ("prefect", "prefect_dask", "dask", "distributed") if m in sys.modules)
+heavy = sorted(m for m in ("prefect", "prefect_dask", "dask", "distributed", "cv2") if m in sys.modules)
 print(json.dumps({"code": code, "heavy_imports": heavy}))
 """
 
@@ -61,7 +61,7 @@ def test_rerun_of_a_complete_store_takes_the_fast_path(demo_copy):
     catalog, store = demo_copy
     before = _fingerprint(store)
     result, out, _err = _cli("--catalog", str(catalog), "--dataset", "demo", "--workers", "2")
-    assert result == {"code": 0, "heavy_imports": []}  # no Prefect, no Dask cluster
+    assert result == {"code": 0, "heavy_imports": []}  # no Prefect, no Dask cluster, no OpenCV
     assert "ok      0   skipped     10   failed      0" in out and "no flow run started" in out
     assert _fingerprint(store) == before  # byte for byte
 
