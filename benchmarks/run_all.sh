@@ -15,7 +15,7 @@ STEPS=${STEPS:-"ingest_runs ingest_scaling_demo100 parallel_ceiling task_overhea
 declare -A SCRIPT=([ingest_scaling_demo100]=ingest_runs)
 declare -A ARGS=(
   [ingest_runs]=""
-  [ingest_scaling_demo100]="--datasets demo --demo-clips-per-emotion 4 --no-naive --name ingest_scaling_demo100"
+  [ingest_scaling_demo100]="--datasets demo --demo-clips-per-emotion 4 --no-naive --scaling-pairs 9 --name ingest_scaling_demo100"
   [parallel_ceiling]=""
   [task_overhead]=""
   [selection_vs_all]=""
