@@ -13,11 +13,12 @@ single samples last, sized for the runner's parallelism. A task run costs
 together (Prefect serialises its settings for every submission and rebuilds
 them in the worker; ``benchmarks/task_overhead.py``), which one task per
 sample paid on every clip; a local worker's task runs share one Prefect
-client (``flows.worker_preload``). With more than one worker, the clips that are a large share
-of a worker's work (``split_costliest``, ``PipelineConfig.execution``) are
-split instead: a prepare task, tasks of a few TV-L1 pairs each and a finish
-task that writes the sample (``stag_features.sample_ingest``); they are
-submitted first, longest clip first, the batches of short clips after them.
+client (``flows.worker_preload``). With more than one worker, the clips that
+are a large share of a worker's work (``split_costliest``,
+``PipelineConfig.execution``) are split instead: a prepare task, tasks of a
+few TV-L1 pairs each and a finish task that writes the sample
+(``stag_features.sample_ingest``); they are submitted first, longest clip
+first, the batches of short clips after them.
 Only transient I/O errors are retried, per sample, inside its task; a sample
 that fails for any other reason is recorded in the store and the run goes on.
 """
