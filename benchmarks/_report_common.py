@@ -84,13 +84,14 @@ def two_core_ceiling(dataset: str) -> float | None:
 
 
 def scaling_bound(res: dict, ceiling: float | None = None) -> tuple[float, float] | None:
-    """(fixed seconds, best possible 2-vs-1 speed-up) of a dataset's 1-worker first run, modelling it as
-    fixed + work / (2-core speed-up of the work): fixed is what its timeline (the task runs on the Prefect
-    server) measured before the first task and after the last, the rest is work, sped up by ``ceiling``
-    (the machine's measured one, ``two_core_ceiling``; 2 when not given). None without a timeline."""
-    run = res["runs"].get("workers_1", {}).get("first", {})
-    timeline = run.get("timeline")
-    if not timeline:
+    """(fixed seconds, best possible 2-vs-1 speed-up of the whole command) of a dataset's first runs: the
+    1-worker run's time against the 2-worker run's fixed start and stop (its timeline, the task runs on the
+    Prefect server: before its first task and after its last) plus the 1-worker run's work span sped up by
+    ``ceiling`` (the machine's measured one, ``two_core_ceiling``; 2 when not given). None without both
+    timelines."""
+    one, two = (res["runs"].get(k, {}).get("first", {}) for k in ("workers_1", "workers_2"))
+    t1, t2 = one.get("timeline"), two.get("timeline")
+    if not t1 or not t2:
         return None
-    fixed = timeline["before_work_s"] + timeline["after_work_s"]
-    return fixed, run["wall_s"] / (fixed + (run["wall_s"] - fixed) / (ceiling or 2.0))
+    fixed = t2["before_work_s"] + t2["after_work_s"]
+    return fixed, one["wall_s"] / (fixed + t1["work_span_s"] / (ceiling or 2.0))

@@ -41,7 +41,7 @@ def _store_for(path: Path, config, schemes: dict[str, tuple[str, ...]]) -> str:
     from stag_features.store import ensure_store
     from stag_features.store_identity import StoreIdentity
 
-    identity = StoreIdentity(dataset="bench", producer=PRODUCER, config=config.model_dump(mode="json", by_alias=True),
+    identity = StoreIdentity(dataset="bench", producer=PRODUCER, config=config.provenance(),
                              config_hash=config.config_hash(), layout=pipeline_layout(config, schemes),
                              store_config=config.store, flow_units=FLOW_UNITS)
     ensure_store(path, identity)

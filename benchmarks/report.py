@@ -156,7 +156,7 @@ def summary_rows() -> list[list[str]]:
                 bound = scaling_bound(res, ceiling)
                 outside = (f"a {f(res['runs']['workers_1']['first']['wall_s'], '{:.0f}')} s run with "
                            f"{f(bound[0], '{:.1f}')} s of fixed start and stop (before its first task and after its "
-                           f"last, 1 worker): its work sped up as far as the two cores allow it "
+                           f"last, 2 workers): its work sped up as far as the two cores allow it "
                            f"({f(ceiling, '{:.2f}x') if ceiling else 'halved'}, section 5) gives at most "
                            f"{bound[1]:.2f}x" if bound and bound[1] < TARGETS["scaling"] else None)
                 rows.append([f"2 vs 1 workers, {dataset} (command / flow)", ">= 1.7x", f"{speedup(sw)} / {speedup(sf)}",

@@ -54,13 +54,13 @@ def section_selection(doc: dict) -> list[str]:
 
 
 def _fixed_cost_note(demo: dict | None) -> str:
-    """The fixed seconds of the demo's 1-worker run (its timeline) and the speed-up they leave room for."""
+    """The fixed seconds of the demo's 2-worker run (its timeline) and the speed-up they leave room for."""
     ceiling = two_core_ceiling("demo")
     bound = demo and scaling_bound(demo, ceiling)
     if not bound:
         return ""
     sped_up = f"sped up as far as the two cores allow it ({ceiling:.2f}x, below)" if ceiling else "halved"
-    return (f": {bound[0]:.1f} s in all (before the first task and after the last, 1 worker), which would hold "
+    return (f": {bound[0]:.1f} s in all (before the first task and after the last, 2 workers), which would hold "
             f"2 workers to {bound[1]:.2f}x even with the work itself {sped_up}")
 
 
@@ -273,8 +273,7 @@ def _timeline_notes(dataset: str, res: dict) -> list[str]:
             f"{span:.2f}x faster with 2 workers{each}")
     ceiling = two_core_ceiling(dataset)
     if ceiling:
-        whole = t1["before_work_s"] + t1["work_span_s"] + t1["after_work_s"]
-        best = whole / (t2["before_work_s"] + t1["work_span_s"] / ceiling + t2["after_work_s"])
+        best = scaling_bound(res, ceiling)[1]
         text += (f"; with these fixed seconds, work sped up as much as the two cores allow ({ceiling:.2f}x, the "
                  f"median below) would make the whole command at most {best:.2f}x faster")
     return [text + "."]

@@ -102,7 +102,7 @@ def build_store(path: Path, subjects: int = 6, per_subject: int = 6, frames: int
     layout = StoreLayout(frames=frames, height=SIDE, width=SIDE, time=8, patch=PATCH, roi_names=ROIS, au_names=AUS,
                          edges=EDGES, class_schemes={"demo": CLASSES})
     config = PipelineConfig()
-    identity = StoreIdentity(dataset="synthetic", producer="pipeline", config=config.model_dump(mode="json", by_alias=True),
+    identity = StoreIdentity(dataset="synthetic", producer="pipeline", config=config.provenance(),
                              config_hash=config.config_hash(), layout=layout, store_config=config.store, flow_units="px")
     ensure_store(path, identity)
     items = [(f"s{s:02d}", f"c{c}", (s + c) % len(CLASSES)) for s in range(subjects) for c in range(per_subject)]

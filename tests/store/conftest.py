@@ -57,7 +57,7 @@ def tiny_identity(config: PipelineConfig | None = None, layout: StoreLayout = TI
                   store_config: StoreConfig | None = None) -> StoreIdentity:
     config = config or PipelineConfig()
     return StoreIdentity(
-        dataset="tiny", producer="pipeline", config=config.model_dump(mode="json", by_alias=True),
+        dataset="tiny", producer="pipeline", config=config.provenance(),
         config_hash=config.config_hash(), layout=layout, store_config=store_config or config.store,
         flow_units="px",
     )
