@@ -77,7 +77,8 @@ def replicated_store(path: Path, config, features: list, n_samples: int, n_subje
     import shutil
 
     from benchmarks.ingest_stages import _store_for
-    from stag_features.store import allocate_slots, write_sample
+    from stag_features.store import allocate_slots
+    from stag_features.store_slots import write_sample
 
     shutil.rmtree(path, ignore_errors=True)
     store = _store_for(path, config, {BENCH_SCHEME: BENCH_CLASSES})

@@ -2,7 +2,7 @@
 
 Runs the real per-sample chain (``stag_features.sample_pipeline.extract_sample``)
 serially in this process on each clip, then commits the result with the real
-writer (``stag_features.store.write_sample``) into a scratch store. Stage
+writer (``stag_features.store_slots.write_sample``) into a scratch store. Stage
 times come from ``SampleFeatures.timings``; ``write`` is timed around
 ``write_sample``.
 
@@ -78,7 +78,7 @@ def align_breakdown(frames, config, backend) -> dict[str, float]:
 def measure(record, config, backend, store: str, slot: int) -> dict:
     """One clip: stage seconds, totals, K and T."""
     from stag_features.sample_pipeline import extract_sample, load_frames
-    from stag_features.store import write_sample
+    from stag_features.store_slots import write_sample
 
     started = time.perf_counter()
     features = extract_sample(record, config, backend=backend)

@@ -65,7 +65,7 @@ def compare(record, config, backend, store: str, slot: int) -> dict:
     from stag_features.motion import estimate_apex, rank_frames
     from stag_features.sample_pipeline import extract_sample, load_frames
     from stag_features.selection import select_frames
-    from stag_features.store import write_sample
+    from stag_features.store_slots import write_sample
 
     started = time.perf_counter()
     features = extract_sample(record, config, backend=backend)

@@ -47,7 +47,8 @@ from stag_features.errors import SampleError
 from stag_features.graph import au_roi_sets, dynamic_edge_weights
 from stag_features.ingest_plan import SampleOutcome, RunSummary, needs_compute
 from stag_features.roi_features import roi_features
-from stag_features.store import allocate_slots, ensure_store, record_failure, slot_states, write_sample
+from stag_features.store import allocate_slots, ensure_store, slot_states
+from stag_features.store_slots import SlotWriter
 from stag_features.store_identity import StoreIdentity, with_recorded_hash
 
 PRODUCER = "composite_import"
@@ -185,9 +186,10 @@ def import_composite(entry: DatasetEntry, store: str | Path, flow_dir: Path, con
     records = {r.sample_id: r for r in result.records}
     slots = allocate_slots(store, list(records) + [b for b in bad_ids if b not in records])
     states = slot_states(store)
+    writer = SlotWriter(store)  # one opening of the store's arrays for the whole import
     outcomes: list[SampleOutcome] = []
     for sid in bad_ids:
-        record_failure(store, slots[sid], sid, "annotation", bad_reasons[sid], "")
+        writer.record_failure(slots[sid], sid, "annotation", bad_reasons[sid], "")
     for sid, record in records.items():
         image = flow_image(flow_dir, record)
         if image is None:
@@ -198,10 +200,10 @@ def import_composite(entry: DatasetEntry, store: str | Path, flow_dir: Path, con
             continue
         try:
             features = composite_features(record, image, config, imp)
-            write_sample(store, slots[sid], features, in_hash)
+            writer.write(slots[sid], features, in_hash)
             outcomes.append(SampleOutcome(sid, "ok", timings=features.timings))
         except SampleError as exc:
-            record_failure(store, slots[sid], sid, exc.stage, exc.reason, in_hash)
+            writer.record_failure(slots[sid], sid, exc.stage, exc.reason, in_hash)
             outcomes.append(SampleOutcome(sid, "failed", exc.stage, exc.reason))
     return RunSummary(entry.name, str(store), outcomes, bad_rows=len(result.bad_rows),
                       wall_seconds=time.perf_counter() - started)

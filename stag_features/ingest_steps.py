@@ -22,7 +22,8 @@ from schemas.sample_record import SampleRecord
 from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
 from stag_features.ingest_plan import SampleOutcome, hash_decides, input_hashes, needs_compute
-from stag_features.store import allocate_slots, ensure_store, record_failure, slot_states
+from stag_features.store import allocate_slots, ensure_store, slot_states
+from stag_features.store_slots import record_failure
 from stag_features.store_identity import StoreIdentity, adopted, check_store, recorded_attrs, with_recorded_hash
 
 PRODUCER = "pipeline"

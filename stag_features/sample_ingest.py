@@ -35,7 +35,8 @@ from schemas.sample_record import SampleRecord
 from stag_features.errors import SampleError
 from stag_features.ingest_plan import SampleOutcome, input_hash, input_hashes, split_costliest
 from stag_features.ingest_steps import DEFERRED_HASH, IngestPlan, WorkItem
-from stag_features.store import record_failure, slot_states, write_sample
+from stag_features.store import slot_states
+from stag_features.store_slots import record_failure, write_sample
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, dlib) loads in the workers only, not in the flow's process
     from stag_features.sample_pipeline import PairFlows, PreparedClip

@@ -1,4 +1,6 @@
-"""The feature store writer: the only module that writes Zarr.
+"""The feature store: its creation, its slots and their states. With
+``stag_features.store_slots`` (which writes one sample's slot), the only code
+that writes Zarr.
 
 One Zarr v3 group per dataset (layout in schemas/store_spec.md). Writing
 follows four rules that make concurrent and interrupted ingests safe:
@@ -9,9 +11,11 @@ follows four rules that make concurrent and interrupted ingests safe:
 2. ``allocate_slots`` gives every sample of a run a slot along ``sample``
    (existing slots are reused by sample id); resizing happens under an
    exclusive lock on the file ``<store>.lock`` beside the store folder.
-3. ``write_sample`` writes one slot's chunks only (one sample per chunk), the
-   ``committed`` flag false first, then every array, then ``committed`` true.
-4. ``record_failure`` writes the failure (stage, reason, time) into the slot.
+3. ``store_slots.write_sample`` writes one slot's chunks only (one sample per
+   chunk), the ``committed`` flag false first, then every other array, then
+   ``committed`` true.
+4. ``store_slots.record_failure`` writes the failure (stage, reason, time) into
+   the slot.
 
 The lock is an fcntl lock on a local file: writers on object storage (fsspec
 URLs) are not supported; see the spec for the reason.
@@ -28,23 +32,16 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from schemas.sample_features import SampleFeatures
 from schemas.store_config import StoreConfig
 from schemas.store_spec import (
     GROUP_ARRAYS,
     SAMPLE_ARRAYS,
     SCHEMA_VERSION,
     ArraySpec,
-    StoreLayout,
 )
-from stag_features.errors import SampleError
 from stag_features.store_identity import StoreIdentity, mismatch, refusal
 from stag_features.store_lock import store_lock
 
-# write every chunk, even one equal to the fill value (an all -1 au_truth, say), so
-# that a committed sample has all its chunks on disk and validate can check that.
-# Set per array: zarr's global config context is not thread-safe.
-_WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
 _FILL = {"str": "", "bool": False, "uint8": 0, "int8": -1, "int16": -1, "int32": -1}
 
 
@@ -167,10 +164,6 @@ def _open(path: Path) -> zarr.Group:
     return zarr.open_group(str(path), mode="r+")
 
 
-def _store_config(group: zarr.Group) -> StoreConfig:
-    return StoreConfig.model_validate(group.attrs.get("store_config", {}))
-
-
 def allocate_slots(path: str | Path, sample_ids: list[str], timeout: float = 120.0) -> dict[str, int]:
     """Slot index per sample id: existing slots are reused, new ones appended.
 
@@ -196,110 +189,6 @@ def allocate_slots(path: str | Path, sample_ids: list[str], timeout: float = 120
             id_array[start : start + len(new)] = np.array(new, dtype=str)
             present.update({s: start + i for i, s in enumerate(new)})
     return {s: present[s] for s in sample_ids}
-
-
-def _labels_row(features: SampleFeatures, layout: StoreLayout) -> np.ndarray:
-    return np.array([features.record.labels.get(name, -1) for name in layout.class_schemes], dtype="int16")
-
-
-def _padded(values: np.ndarray, length: int, fill, dtype: str) -> np.ndarray:
-    out = np.full(length, fill, dtype=dtype)
-    out[: len(values)] = values
-    return out
-
-
-def sample_arrays(features: SampleFeatures, layout: StoreLayout, flow_dtype: str) -> dict[str, np.ndarray]:
-    """Every per-sample array's value for one sample (except hashes, failures and the commit flag).
-
-    Raises SampleError (stage "store") naming the array, the expected and the
-    actual shape when the features do not fit the store's layout.
-    """
-    record, sid = features.record, features.sample_id
-    n_time = len(features.frame_numbers)
-    if n_time > layout.time:
-        raise SampleError(sid, "store", f"{n_time} frames analysed, more than store.max_time={layout.time}; "
-                          "raise store.max_time in the pipeline config (a new store)")
-    optional = lambda v: -1 if v is None else int(v)  # noqa: E731
-    values = {
-        "subject": np.array(record.subject, dtype=str),
-        "clip": np.array(record.clip, dtype=str),
-        "emotion": np.array(record.emotion, dtype=str),
-        "onset": np.int32(optional(record.onset)),
-        "apex": np.int32(optional(record.apex)),
-        "offset": np.int32(optional(record.offset)),
-        "label": _labels_row(features, layout),
-        "au_truth": np.asarray(features.au_truth, dtype="int8"),
-        "n_time": np.int32(n_time),
-        "frame_numbers": _padded(features.frame_numbers, layout.time, -1, "int32"),
-        "motion_curve": _padded(features.motion_curve, layout.time, np.nan, "float32"),
-        "ranked_frames": _padded(features.ranked_frames, layout.time, -1, "int32"),
-        "head_motion": _padded(features.head_motion, layout.time, np.nan, "float32"),
-        "apex_estimated": np.int32(features.apex_estimated),
-        "apex_annotated": np.int32(features.apex_annotated),
-        "selected_frames": np.asarray(features.selected_frames, dtype="int32"),
-        "flow": np.asarray(features.flow).astype(flow_dtype),
-        "strain": np.asarray(features.strain).astype(flow_dtype),
-        "onset_face": np.asarray(features.onset_face, dtype="uint8"),
-        "landmarks_onset": np.asarray(features.landmarks_onset, dtype="float32"),
-        "landmarks_apex": np.asarray(features.landmarks_apex, dtype="float32"),
-        "roi_boxes": np.asarray(features.roi_boxes, dtype="float32"),
-        "roi_patches": np.asarray(features.roi_patches).astype(flow_dtype),
-        "roi_stats": np.asarray(features.roi_stats, dtype="float32"),
-        "au_activation": np.asarray(features.au_activations, dtype="float32"),
-        "edge_weight": np.asarray(features.edge_weights, dtype="float32"),
-    }
-    by_name = {spec.name: spec for spec in SAMPLE_ARRAYS}
-    for name, value in values.items():
-        expected = layout.shape(by_name[name])
-        if value.shape != expected:
-            raise SampleError(sid, "store", f"array {name!r} has shape {value.shape}, the store expects "
-                              f"{expected} (dims {by_name[name].dims[1:]}, layout {layout.dim_sizes()})")
-    return values
-
-
-def _check_slot(group: zarr.Group, slot: int, sample_id: str, path: Path) -> None:
-    stored = str(group["sample_id"][slot])
-    if stored != sample_id:
-        raise ValueError(f"store {path}: slot {slot} belongs to {stored!r}, not {sample_id!r}; allocate slots first")
-
-
-def write_sample(path: str | Path, slot: int, features: SampleFeatures, input_hash: str) -> None:
-    """Write one sample into its slot: uncommit, arrays, provenance, commit last."""
-    path = Path(path)
-    with store_lock(path, exclusive=False):
-        group = _open(path)
-        attrs = group.attrs
-        layout = StoreLayout.model_validate(attrs["layout"])
-        store_config = _store_config(group)
-        arrays = {spec.name: group[spec.name].with_config(_WRITE_ALL_CHUNKS) for spec in SAMPLE_ARRAYS}
-    _check_slot(group, slot, features.sample_id, path)
-    values = sample_arrays(features, layout, store_config.flow_dtype)
-    arrays["committed"][slot] = False
-    for name, value in values.items():
-        arrays[name][slot] = value
-    arrays["input_hash"][slot] = input_hash
-    arrays["config_hash"][slot] = str(attrs["config_hash"])
-    for name in ("failure_stage", "failure_reason", "failure_time"):
-        arrays[name][slot] = ""
-    arrays["committed"][slot] = True
-
-
-def record_failure(path: str | Path, slot: int, sample_id: str, stage: str, reason: str, input_hash: str) -> None:
-    """Record a failed attempt in the sample's slot; the sample is left uncommitted."""
-    path = Path(path)
-    with store_lock(path, exclusive=False):
-        group = _open(path)
-        config_hash = str(group.attrs["config_hash"])
-        arrays = {name: group[name].with_config(_WRITE_ALL_CHUNKS)
-                  for name in ("committed", "input_hash", "config_hash", "failure_stage", "failure_reason",
-                               "failure_time")}
-    _check_slot(group, slot, sample_id, path)
-    arrays["committed"][slot] = False
-    arrays["failure_stage"][slot] = stage
-    arrays["failure_reason"][slot] = reason
-    arrays["failure_time"][slot] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    arrays["input_hash"][slot] = input_hash
-    arrays["config_hash"][slot] = config_hash
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import StoreLayout
-from stag_features.store import allocate_slots, ensure_store, write_sample
+from stag_features.store import allocate_slots, ensure_store
+from stag_features.store_slots import write_sample
 from stag_features.store_identity import StoreIdentity
 from stag_model.model import StagBatch
 

@@ -18,7 +18,8 @@ from flows.ingest import ingest_dataset
 from stag_features.adapters import AdapterResult, load_dataset
 from stag_features.ingest_plan import input_hash
 from stag_features.ingest_steps import resolve_dataset, settled_plan
-from stag_features.store import record_failure, slot_states
+from stag_features.store import slot_states
+from stag_features.store_slots import record_failure
 from stag_features.store_identity import StoreMismatchError
 from stag_features.store_validate import validate_store
 

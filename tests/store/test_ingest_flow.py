@@ -13,7 +13,7 @@ from stag_features.adapters import load_dataset
 from stag_features.ingest_steps import entry_pipeline_config, pipeline_identity
 from stag_features.query import open_store, read_sample
 from stag_features.sample_pipeline import extract_sample
-from stag_features.store import sample_arrays
+from stag_features.store_slots import sample_arrays
 from stag_features.store_validate import validate_store
 
 

@@ -48,7 +48,8 @@ _WRITER = """
 import sys
 sys.path.insert(0, {tests!r})
 from conftest import random_features, tiny_identity
-from stag_features.store import allocate_slots, ensure_store, write_sample
+from stag_features.store import allocate_slots, ensure_store
+from stag_features.store_slots import write_sample
 path, n = sys.argv[1], int(sys.argv[2])
 ensure_store(path, tiny_identity())
 ids = [f"s{{i % 4}}/c{{i}}" for i in range(n)]
@@ -62,7 +63,7 @@ for i, sid in enumerate(ids):
 @pytest.mark.slow
 def test_sigkill_during_writes_never_exposes_a_partial_sample(tmp_path, make_features, make_identity):
     """A writer process killed at random moments: every visible sample is complete and exact."""
-    from stag_features.store import sample_arrays
+    from stag_features.store_slots import sample_arrays
 
     store = tmp_path / "kill.zarr"
     script = _WRITER.format(tests=str(Path(__file__).parent))
