@@ -10,7 +10,7 @@ from schemas.store_spec import SAMPLE_ARRAYS
 from stag_features.errors import SampleError
 from stag_features.query import open_store, read_sample
 from stag_features.store import allocate_slots, ensure_store, slot_states
-from stag_features.store_slots import SlotWriter, record_failure, sample_arrays, write_sample
+from stag_features.store_slots import record_failure, sample_arrays, write_sample
 from stag_features.store_identity import StoreMismatchError
 
 IDS = ["s1/a", "s1/b", "s2/a"]
