@@ -23,7 +23,7 @@ from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
 from stag_features.ingest_plan import SampleOutcome, hash_decides, input_hashes, needs_compute
 from stag_features.store import allocate_slots, ensure_store, slot_states
-from stag_features.store_slots import record_failure
+from stag_features.store_slots import SlotWriter
 from stag_features.store_identity import StoreIdentity, adopted, check_store, recorded_attrs, with_recorded_hash
 
 PRODUCER = "pipeline"
@@ -196,8 +196,10 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
     state = ensure_store(entry.store, identity, rebuild=force)
     slots = allocate_slots(entry.store, [r.sample_id for r in sheet.records] + sorted(sheet.sheet_only),
                            timeout=config.store.lock_timeout_s)
-    for sid, reason in sheet.annotation_failures().items():
-        record_failure(entry.store, slots[sid], sid, "annotation", reason, "")
+    if failures := sheet.annotation_failures():
+        writer = SlotWriter(entry.store)  # one opening of the store's arrays for all of them
+        for sid, reason in failures.items():
+            writer.record_failure(slots[sid], sid, "annotation", reason, "")
     states = slot_states(entry.store)
     plan = IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state=state,
                       bad_rows=sheet.bad_rows)

@@ -36,7 +36,7 @@ from stag_features.errors import SampleError
 from stag_features.ingest_plan import SampleOutcome, input_hash, input_hashes, split_costliest
 from stag_features.ingest_steps import DEFERRED_HASH, IngestPlan, WorkItem
 from stag_features.store import slot_states
-from stag_features.store_slots import record_failure, write_sample
+from stag_features.store_slots import SlotWriter, record_failure, write_sample
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, dlib) loads in the workers only, not in the flow's process
     from stag_features.sample_pipeline import PairFlows, PreparedClip
@@ -180,7 +180,7 @@ def record_dead_batch(plan: IngestPlan, items: list[WorkItem], exc: BaseExceptio
     """Outcomes of a batch whose task died (a killed worker, say): a sample the store holds committed
     with this run's input and config hashes counts as ok; the others are recorded as failed."""
     states = slot_states(plan.store)
-    outcomes = []
+    outcomes, writer = [], None
     for item in items:
         state = states.get(item.sample_id)
         # a deferred hash: planning found the slot not settled under this config, so a commit is this run's
@@ -189,7 +189,8 @@ def record_dead_batch(plan: IngestPlan, items: list[WorkItem], exc: BaseExceptio
             outcomes.append(SampleOutcome(item.sample_id, "ok"))
             continue
         reason = f"{type(exc).__name__}: {exc} (its task failed)"
-        record_failure(plan.store, item.slot, item.sample_id, "io", reason, item.input_hash)
+        writer = writer or SlotWriter(plan.store)  # opened once, on the batch's first failure
+        writer.record_failure(item.slot, item.sample_id, "io", reason, item.input_hash)
         outcomes.append(SampleOutcome(item.sample_id, "failed", "io", reason))
     return outcomes
 
