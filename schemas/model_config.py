@@ -151,6 +151,12 @@ class DataConfig(_Frozen):
         0, ge=0, le=4, description="training: translate each ROI's flow patch by up to this many pixels (one "
         "draw per sample), as a landmark error would; 0 = off"
     )
+    centre_flow: bool = Field(
+        False, description="subtract each frame's spatial median of u and v from its flow field and ROI flow (ROI "
+        "mean u, v and direction follow; mean magnitude stays): the median is the no-motion level where most of "
+        "the face is still, which per-image normalised flow (the composite's 0..255 images) shifts per image and "
+        "residual head translation shifts in px flow"
+    )
     normalise: bool = Field(True, description="z-score inputs with statistics of the training fold only")
     min_std: float = Field(1e-6, gt=0, description="channels flatter than this are only centred (std kept at 1)")
 

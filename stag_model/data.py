@@ -105,6 +105,19 @@ def grid_roi_features(flow: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]
     return patches, stats
 
 
+def centre_on_median(out: dict[str, np.ndarray]) -> None:
+    """In place: each frame's flow field minus its spatial median (u and v apart), the no-motion level
+    where most of the face is still; ROI patches move with it, ROI mean u and v too, and the direction is
+    recomputed from them (mean magnitude cannot be, and stays)."""
+    median = np.median(out["flow"], axis=(-2, -1), keepdims=True)  # (N, K, 2, 1, 1)
+    out["flow"] -= median
+    if out["roi_patches"].shape[2]:
+        out["roi_patches"] -= median[:, :, None]  # (N, K, 1, 2, 1, 1) over every ROI
+        stats = out["roi_stats"]  # (N, K, R, 4): mean u, mean v, mean magnitude, direction (rad)
+        stats[..., :2] -= median[:, :, None, :, 0, 0]  # (N, K, 1, 2)
+        stats[..., DIRECTION_STAT] = np.arctan2(stats[..., 1], stats[..., 0])
+
+
 def read_samples(arrays: zarr.Group | Mapping[str, zarr.Array], slots: np.ndarray, config: DataConfig,
                  empty: Callable = float32_empty) -> dict[str, np.ndarray]:
     """Feature arrays of the given slots (in the order given), float32, direction
@@ -112,6 +125,8 @@ def read_samples(arrays: zarr.Group | Mapping[str, zarr.Array], slots: np.ndarra
     or its feature arrays by name (opened once, read many times); ``empty(shape)``
     allocates the results read from the store."""
     out = {name: read_rows(arrays[name], slots, empty) for name in FEATURE_ARRAYS}
+    if config.centre_flow:
+        centre_on_median(out)
     if out["roi_patches"].shape[2] == 0:
         out["roi_patches"], out["roi_stats"] = grid_roi_features(out["flow"], config.grid_rois)
         out["edge_weight"] = np.ones(out["flow"].shape[:2] + (len(grid_graph(config.grid_rois)[1]),), np.float32)
