@@ -106,9 +106,8 @@ def grid_roi_features(flow: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def centre_on_median(out: dict[str, np.ndarray]) -> None:
-    """In place: each frame's flow field minus its spatial median (u and v apart), the no-motion level
-    where most of the face is still; ROI patches move with it, ROI mean u and v too, and the direction is
-    recomputed from them (mean magnitude cannot be, and stays)."""
+    """In place: each frame's u and v minus their spatial median (DataConfig.centre_flow); ROI patches
+    and ROI mean u, v follow, direction is recomputed (mean magnitude cannot be, and stays)."""
     median = np.median(out["flow"], axis=(-2, -1), keepdims=True)  # (N, K, 2, 1, 1)
     out["flow"] -= median
     if out["roi_patches"].shape[2]:
@@ -120,7 +119,7 @@ def centre_on_median(out: dict[str, np.ndarray]) -> None:
 
 def read_samples(arrays: zarr.Group | Mapping[str, zarr.Array], slots: np.ndarray, config: DataConfig,
                  empty: Callable = float32_empty) -> dict[str, np.ndarray]:
-    """Feature arrays of the given slots (in the order given), float32, direction
+    """Feature arrays of the given slots (in the order given), float32, centred if configured, direction
     as (cos, sin), grid ROIs when the store has none. ``arrays``: a store's group,
     or its feature arrays by name (opened once, read many times); ``empty(shape)``
     allocates the results read from the store."""
