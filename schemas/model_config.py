@@ -153,9 +153,9 @@ class DataConfig(_Frozen):
     )
     centre_flow: bool = Field(
         False, description="subtract each frame's spatial median of u and v from its flow field and ROI flow (ROI "
-        "mean u, v and direction follow; mean magnitude stays): the median is the no-motion level where most of "
-        "the face is still, which per-image normalised flow (the composite's 0..255 images) shifts per image and "
-        "residual head translation shifts in px flow"
+        "mean u, v follow; mean magnitude and dominant direction keep their ingest values): the median is the "
+        "no-motion level where most of the face is still, which per-image normalised flow (the composite's 0..255 "
+        "images) shifts per image and residual head translation shifts in px flow"
     )
     normalise: bool = Field(True, description="z-score inputs with statistics of the training fold only")
     min_std: float = Field(1e-6, gt=0, description="channels flatter than this are only centred (std kept at 1)")

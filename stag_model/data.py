@@ -107,14 +107,13 @@ def grid_roi_features(flow: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]
 
 def centre_on_median(out: dict[str, np.ndarray]) -> None:
     """In place: each frame's u and v minus their spatial median (DataConfig.centre_flow); ROI patches
-    and ROI mean u, v follow, direction is recomputed (mean magnitude cannot be, and stays)."""
+    and ROI mean u, v follow. Mean magnitude and dominant direction (a histogram mode over the ROI's
+    pixels at ingest) cannot be redone from what is stored, and stay as computed from the raw flow."""
     median = np.median(out["flow"], axis=(-2, -1), keepdims=True)  # (N, K, 2, 1, 1)
     out["flow"] -= median
     if out["roi_patches"].shape[2]:
         out["roi_patches"] -= median[:, :, None]  # (N, K, 1, 2, 1, 1) over every ROI
-        stats = out["roi_stats"]  # (N, K, R, 4): mean u, mean v, mean magnitude, direction (rad)
-        stats[..., :2] -= median[:, :, None, :, 0, 0]  # (N, K, 1, 2)
-        stats[..., DIRECTION_STAT] = np.arctan2(stats[..., 1], stats[..., 0])
+        out["roi_stats"][..., :2] -= median[:, :, None, :, 0, 0]  # mean u, mean v: (N, K, R, 2) - (N, K, 1, 2)
 
 
 def read_samples(arrays: zarr.Group | Mapping[str, zarr.Array], slots: np.ndarray, config: DataConfig,

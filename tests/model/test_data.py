@@ -116,9 +116,7 @@ def test_centring_removes_each_frames_no_motion_level_and_keeps_the_motion():
     np.testing.assert_allclose(out["roi_patches"], patches - offset[:, :, None], atol=1e-6)
     centred_means = out["roi_patches"].mean((-2, -1))
     np.testing.assert_allclose(out["roi_stats"][..., :2], centred_means, atol=1e-5)
-    np.testing.assert_allclose(out["roi_stats"][..., 3], np.arctan2(centred_means[..., 1], centred_means[..., 0]),
-                               atol=1e-5)
-    np.testing.assert_array_equal(out["roi_stats"][..., 2], stats[..., 2])  # mean magnitude cannot be redone
+    np.testing.assert_array_equal(out["roi_stats"][..., 2:], stats[..., 2:])  # magnitude, direction: ingest values
 
 
 def test_centred_stores_read_with_zero_median_per_frame(synthetic_store):
