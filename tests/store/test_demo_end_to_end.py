@@ -10,14 +10,28 @@ chance (0.2 for five classes).
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import yaml
 
+from schemas.synthetic_config import DEFAULT_EMOTION_AUS
+
 from .conftest import PROJECT_ROOT, write_catalog  # noqa: TID252
 
-DEMO_FIT_ARGS = ["--scheme", "demo", "--protocol", "loso", "--epochs", "15", "--seeds", "1"]  # as in `make demo`
 DEMO_MIN_UF1 = 0.9
+PLACED_BY_THE_TEST = ("--store", "--out")  # options of `make demo`'s stag-fit line the test points elsewhere
+
+
+def _make_demo_fit_args() -> list[str]:
+    """The stag-fit arguments of the Makefile's demo recipe, without its --store and --out."""
+    line = next(x for x in (PROJECT_ROOT / "Makefile").read_text().splitlines() if "/stag-fit " in x)
+    words = shlex.split(line.split("/stag-fit ", 1)[1])
+    keep = []
+    for i, word in enumerate(words):
+        if word not in PLACED_BY_THE_TEST and (i == 0 or words[i - 1] not in PLACED_BY_THE_TEST):
+            keep.append(word)
+    return keep
 
 
 def _catalog_demo_entry() -> dict:
@@ -33,7 +47,7 @@ def test_make_demo_chain_reaches_its_uf1_under_loso(tmp_path, prefect_server, ca
 
     entry = _catalog_demo_entry()
     options = entry["options"]
-    expected = options["n_subjects"] * 5 * options["clips_per_emotion"]  # five emotions (stag_features.synthetic)
+    expected = options["n_subjects"] * len(options.get("emotions", DEFAULT_EMOTION_AUS)) * options["clips_per_emotion"]
     store = tmp_path / "demo.zarr"
     catalog = write_catalog(tmp_path, {"demo": {**entry, "root": str(tmp_path / "demo_raw"), "store": str(store)}})
 
@@ -41,7 +55,7 @@ def test_make_demo_chain_reaches_its_uf1_under_loso(tmp_path, prefect_server, ca
     assert counts == {"ok": expected, "skipped": 0, "failed": 0, "bad_rows": 0}, counts
 
     out = tmp_path / "run"
-    assert stag_fit(["--store", str(store), *DEMO_FIT_ARGS, "--device", "cpu", "--out", str(out),
+    assert stag_fit(["--store", str(store), *_make_demo_fit_args(), "--device", "cpu", "--out", str(out),
                      "--no-checkpoints"]) == 0
     printed = capsys.readouterr().out
     assert f"fold {options['n_subjects']}/{options['n_subjects']}" in printed
