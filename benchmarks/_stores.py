@@ -1,7 +1,7 @@
 """Stores the loader, training and codec benchmarks read, built with the real writer.
 
 - ``composite_store()``: the MEGC 2019 composite (442 samples, K = 1, 28 x 28),
-  imported with ``stag_features.composite_import`` into the scratch folder
+  imported with ``stag_features.ingest.composite`` into the scratch folder
   (once; a rerun of the import skips every sample).
 - ``replicated_store()``: a pipeline-shaped store of N samples for read
   benchmarks. A few demo clips (``extract_demo_features``) or real video clips
@@ -32,7 +32,7 @@ def composite_store(folder: Path | None = None) -> tuple[Path, float]:
     folder = folder or SCRATCH_BASE
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "megc2019.zarr"
-    cmd = [sys.executable, "-m", "stag_features.composite_import",
+    cmd = [sys.executable, "-m", "stag_features.ingest.composite",
            "--annotations", str(SHARED_DATA / "annotations/megc2019/combined_3class_gt.csv"),
            "--flow-dir", str(SHARED_DATA / "megc2019_flow"), "--out", str(path)]
     started = time.perf_counter()
@@ -64,8 +64,8 @@ def extract_real_features(config_overrides: dict, clip_names: list[str]):
 def _extract(records: list, config_overrides: dict):
     """(config, features of every record), one landmark backend for all."""
     from schemas.pipeline_config import PipelineConfig
-    from stag_features.face import make_backend
-    from stag_features.sample_pipeline import extract_sample
+    from stag_features.extract.face import make_backend
+    from stag_features.extract.sample_pipeline import extract_sample
 
     config = PipelineConfig.model_validate(config_overrides)
     backend = make_backend(config.face)
@@ -77,8 +77,8 @@ def replicated_store(path: Path, config, features: list, n_samples: int, n_subje
     import shutil
 
     from benchmarks.ingest_stages import _store_for
-    from stag_features.store import allocate_slots
-    from stag_features.store_slots import write_sample
+    from stag_features.store.writer import allocate_slots
+    from stag_features.store.slots import write_sample
 
     shutil.rmtree(path, ignore_errors=True)
     store = _store_for(path, config, {BENCH_SCHEME: BENCH_CLASSES})

@@ -2,7 +2,7 @@
 STAG and STSTNet on identical folds, fixed epoch counts, pooled UF1 / UAR per
 seed, mean and std over seeds. Reads the feature store only.
 
-    python -m stag_features.composite_import --annotations ../shared/data/annotations/megc2019/combined_3class_gt.csv \
+    python -m stag_features.ingest.composite --annotations ../shared/data/annotations/megc2019/combined_3class_gt.csv \
         --flow-dir ../shared/data/megc2019_flow --out stores/megc2019.zarr
     python benchmarks/composite_loso.py --store stores/megc2019.zarr --seeds 1,2,3
 

@@ -6,7 +6,7 @@ this runs, each in a fresh process and in this order:
 
   naive    benchmarks/naive_reference.py on the same clips, same TV-L1 parameters
            and crop size (TV-L1 onset -> every frame; serial; one process)
-  stag     the real CLI, ``python -m flows.cli --catalog C --dataset D --workers N``
+  stag     the real CLI, ``python -m stag_cli.ingest --catalog C --dataset D --workers N``
            (Prefect flow, local Dask cluster of N worker processes), into an empty store
   rerun    the same command again: every sample is committed with matching hashes,
            so stag-ingest takes its fast path (plans read-only, prints the summary,
@@ -64,7 +64,7 @@ from benchmarks._inputs import DEMO_DEFAULTS, REAL_CLIPS, resolve_clip, write_be
 
 STAG_TIMEOUT_S = 900  # a hung run is killed and reported by its return code
 # what stag-ingest imports before it knows whether the flow must run (the fast path's floor)
-FAST_PATH_MODULES = "flows.cli, stag_features.ingest_steps"
+FAST_PATH_MODULES = "stag_cli.ingest, stag_features.ingest.steps"
 _FLOW_LINE = re.compile(r"ingest \S+ -> \S+ \(([\d.]+) s\)")
 _COUNTS = re.compile(r"ok\s+(\d+)\s+skipped\s+(\d+)\s+failed\s+(\d+)")
 
@@ -86,7 +86,7 @@ def run_stag(catalog: Path, dataset: str, workers: int | None, env: dict, server
     """One stag-ingest command: wall time, memory, parsed summary, and CPU seconds by process: the
     command's own process (flow engine, Dask scheduler and nannies), its descendants (Dask workers)
     and the Prefect server (``server``: its processes). ``config``: a pipeline YAML (--config)."""
-    cmd = [sys.executable, "-m", "flows.cli", "--catalog", str(catalog), "--dataset", dataset]
+    cmd = [sys.executable, "-m", "stag_cli.ingest", "--catalog", str(catalog), "--dataset", dataset]
     if config is not None:
         cmd += ["--config", str(config)]
     if workers:
@@ -134,7 +134,7 @@ def execution_config(entry, folder: Path, execution: dict) -> Path | None:
     """A pipeline YAML: the entry's config with ``execution`` overrides (None when there are none)."""
     import yaml
 
-    from stag_features.ingest_steps import entry_pipeline_config
+    from stag_features.ingest.steps import entry_pipeline_config
 
     if not execution:
         return None
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                                    ("split_min_share", args.split_min_share)) if v is not None}
 
     from schemas.catalog import load_catalog
-    from stag_features.ingest_steps import entry_pipeline_config
+    from stag_features.ingest.steps import entry_pipeline_config
 
     scratch = scratch_dir("runs", args.scratch)
     clips = [resolve_clip(c) for c in args.clips] if "real" in args.datasets else None
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                               "execution": execution or "PipelineConfig defaults"}, load, notes=[
         "wall_s: whole command in a fresh process; flow_s: the flow's own reported time",
         "naive: benchmarks/naive_reference.py, TV-L1 onset -> every frame, same TV-L1 parameters and crop size",
-        "stag: python -m flows.cli (stag-ingest) with --workers N: a local Dask cluster of N processes, "
+        "stag: python -m stag_cli.ingest (stag-ingest) with --workers N: a local Dask cluster of N processes, "
         "against a Prefect server started by the benchmark",
         "peak memory: summed RSS of the command's process tree, sampled every 0.2 s",
         "cpu_s: user + system seconds of the command's own process (flow engine, Dask scheduler and nannies), "

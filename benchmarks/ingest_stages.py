@@ -1,8 +1,8 @@
 """Ingest cost per clip by stage: where the time goes (issue 8, item 1).
 
-Runs the real per-sample chain (``stag_features.sample_pipeline.extract_sample``)
+Runs the real per-sample chain (``stag_features.extract.sample_pipeline.extract_sample``)
 serially in this process on each clip, then commits the result with the real
-writer (``stag_features.store_slots.write_sample``) into a scratch store. Stage
+writer (``stag_features.store.slots.write_sample``) into a scratch store. Stage
 times come from ``SampleFeatures.timings``; ``write`` is timed around
 ``write_sample``.
 
@@ -37,9 +37,9 @@ STAGES = ("decode", "face", "align", "motion", "tvl1", "strain", "rois", "aus", 
 
 
 def _store_for(path: Path, config, schemes: dict[str, tuple[str, ...]]) -> str:
-    from stag_features.ingest_steps import PRODUCER, FLOW_UNITS, pipeline_layout
-    from stag_features.store import ensure_store
-    from stag_features.store_identity import StoreIdentity
+    from stag_features.ingest.steps import PRODUCER, FLOW_UNITS, pipeline_layout
+    from stag_features.store.writer import ensure_store
+    from stag_features.store.identity import StoreIdentity
 
     identity = StoreIdentity(dataset="bench", producer=PRODUCER, config=config.provenance(),
                              config_hash=config.config_hash(), layout=pipeline_layout(config, schemes),
@@ -52,8 +52,8 @@ def align_breakdown(frames, config, backend) -> dict[str, float]:
     """The align stage's pieces re-run on the same frames (seconds)."""
     import numpy as np
 
-    from stag_features.align import canonical_transform, head_motion, warp_to_crop
-    from stag_features.face import detect_near, detect_subject
+    from stag_features.extract.align import canonical_transform, head_motion, warp_to_crop
+    from stag_features.extract.face import detect_near, detect_subject
 
     out: dict[str, float] = {}
     t = time.perf_counter()
@@ -77,8 +77,8 @@ def align_breakdown(frames, config, backend) -> dict[str, float]:
 
 def measure(record, config, backend, store: str, slot: int) -> dict:
     """One clip: stage seconds, totals, K and T."""
-    from stag_features.sample_pipeline import extract_sample, load_frames
-    from stag_features.store_slots import write_sample
+    from stag_features.extract.sample_pipeline import extract_sample, load_frames
+    from stag_features.store.slots import write_sample
 
     started = time.perf_counter()
     features = extract_sample(record, config, backend=backend)
@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     from schemas.pipeline_config import PipelineConfig
     from schemas.catalog import load_catalog
     from stag_features.adapters import load_dataset
-    from stag_features.face import make_backend
-    from stag_features.ingest_steps import entry_pipeline_config
-    from stag_features.store import allocate_slots
+    from stag_features.extract.face import make_backend
+    from stag_features.ingest.steps import entry_pipeline_config
+    from stag_features.store.writer import allocate_slots
 
     scratch = scratch_dir("stages", args.scratch)
     rows: list[dict] = []

@@ -1,7 +1,7 @@
 """What two cores of this machine give to perfectly parallel work, right now
 (the ceiling for issue 8's 2-vs-1-worker scaling).
 
-A job computes TV-L1 (``stag_features.flow.tvl1_flow``, a dataset's TV-L1
+A job computes TV-L1 (``stag_features.extract.flow.tvl1_flow``, a dataset's TV-L1
 parameters, one OpenCV thread) on a synthetic textured pair of frames of that
 dataset's crop size, a fixed number of times. ``measure_ceiling`` times one job
 alone, then two identical jobs at once in separate processes: the ceiling is
@@ -59,7 +59,7 @@ def synthetic_pair(size: int, seed: int = 0):
 def run_job(pairs: int, size: int, tvl1_json: str) -> float:
     """Seconds of ``pairs`` TV-L1 computations on one synthetic pair (after one untimed warm-up)."""
     from schemas.motion_config import TVL1Config
-    from stag_features.flow import make_tvl1, tvl1_flow
+    from stag_features.extract.flow import make_tvl1, tvl1_flow
 
     config = TVL1Config.model_validate_json(tvl1_json) if tvl1_json else TVL1Config()
     first, second = synthetic_pair(size)
@@ -75,7 +75,7 @@ def demo_ingest_plan(folder: Path):
     """(store, work items, config) of the benchmark's demo set ingested into a store in ``folder``
     (the shared generated frames; prepare_ingest creates the store and allocates the slots)."""
     from benchmarks._inputs import DEMO_DEFAULTS, write_bench_catalog
-    from stag_features.ingest_steps import prepare_ingest, resolve_dataset
+    from stag_features.ingest.steps import prepare_ingest, resolve_dataset
 
     entry, config = resolve_dataset(write_bench_catalog(folder, demo=dict(DEMO_DEFAULTS)), "demo", None)
     plan = prepare_ingest(entry, config)
@@ -85,7 +85,7 @@ def demo_ingest_plan(folder: Path):
 def run_pipeline_job(samples: int) -> float:
     """Seconds of ``samples`` demo samples' whole per-sample work (one untimed sample first, which
     also loads the landmark model), into a store of this job's own."""
-    from stag_features.sample_ingest import ingest_sample_with_retries
+    from stag_features.ingest.sample_steps import ingest_sample_with_retries
 
     with tempfile.TemporaryDirectory(prefix="ceiling-") as folder:
         store, items, config = demo_ingest_plan(Path(folder))

@@ -174,9 +174,9 @@ def section_runs(doc: dict) -> dict[str, list[str]]:
             notes_scaling += _timeline_notes(dataset, res) + _cpu_notes(dataset, res)
     notes_scaling += _ceiling_notes() + _task_overhead_notes()
     notes_scaling.append("- How the runs are scheduled: clips that are a large share of one worker's work are split "
-                         "(`stag_features.ingest_plan.split_costliest`) and submitted first; the other samples go to the "
+                         "(`stag_features.ingest.plan.split_costliest`) and submitted first; the other samples go to the "
                          "workers in batches, longest clips first, "
-                         "large batches first and single clips last (`stag_features.ingest_plan.guided_batches`), so "
+                         "large batches first and single clips last (`stag_features.ingest.plan.guided_batches`), so "
                          "that a run has few Prefect tasks (each costs ~0.1 s of CPU in the command process, a worker "
                          "and the server) and the workers finish together; each worker opens one Prefect client as it starts "
                          "and all its task runs take it (`flows.worker_preload`); `stag-ingest --workers N` starts its Dask "

@@ -40,7 +40,7 @@ from benchmarks.ingest_stages import _store_for  # noqa: E402
 
 def tvl1_curve(flows: np.ndarray, landmarks: np.ndarray, config) -> np.ndarray:
     """Motion curve from full-size TV-L1 flows (T, 2, S, S), the cheap curve's statistic."""
-    from stag_features.motion import face_mask
+    from stag_features.extract.motion import face_mask
 
     size = flows.shape[-1]
     mask = face_mask(landmarks, (size, size), config.motion.face_margin)
@@ -60,12 +60,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare(record, config, backend, store: str, slot: int) -> dict:
-    from stag_features.align import align_clip
-    from stag_features.flow import make_tvl1, tvl1_flow
-    from stag_features.motion import estimate_apex, rank_frames
-    from stag_features.sample_pipeline import extract_sample, load_frames
-    from stag_features.selection import select_frames
-    from stag_features.store_slots import write_sample
+    from stag_features.extract.align import align_clip
+    from stag_features.extract.flow import make_tvl1, tvl1_flow
+    from stag_features.extract.motion import estimate_apex, rank_frames
+    from stag_features.extract.sample_pipeline import extract_sample, load_frames
+    from stag_features.extract.selection import select_frames
+    from stag_features.store.slots import write_sample
 
     started = time.perf_counter()
     features = extract_sample(record, config, backend=backend)
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     from schemas.catalog import load_catalog
     from schemas.pipeline_config import PipelineConfig
     from stag_features.adapters import load_dataset
-    from stag_features.face import make_backend
-    from stag_features.ingest_steps import entry_pipeline_config
-    from stag_features.store import allocate_slots
+    from stag_features.extract.face import make_backend
+    from stag_features.ingest.steps import entry_pipeline_config
+    from stag_features.store.writer import allocate_slots
 
     scratch = scratch_dir("selection", args.scratch)
     rows = []

@@ -73,7 +73,7 @@ def bytes_by_array(path: Path) -> tuple[int, list[dict]]:
 def codecs() -> dict[str, tuple]:
     """Every trial's codecs, made by the writer from a StoreConfig (so each is a setting users can pick)."""
     from schemas.store_config import StoreConfig
-    from stag_features.store import _compressors  # the writer's own mapping from StoreConfig to codecs
+    from stag_features.store.writer import _compressors  # the writer's own mapping from StoreConfig to codecs
 
     settings = {"none": ("none", 3), **{f"zstd-{lvl}": ("zstd", lvl) for lvl in (1, 3, 9)},
                 "blosc-zstd-3": ("blosc-zstd", 3), "blosc-lz4-3": ("blosc-lz4", 3), "blosc-lz4-5": ("blosc-lz4", 5)}

@@ -64,7 +64,7 @@ def many_no_ops(tasks: int, server_pids: list[int]) -> dict:
     from prefect import task
 
     from schemas.pipeline_config import PipelineConfig
-    from stag_features.ingest_steps import WorkItem
+    from stag_features.ingest.steps import WorkItem
 
     no_op_task = task(name="no-op-batch")(no_op_batch)
     config_json = PipelineConfig().model_dump_json(by_alias=True)

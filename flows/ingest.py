@@ -17,7 +17,7 @@ client (``flows.worker_preload``). With more than one worker, the clips that
 are a large share of a worker's work (``split_costliest``,
 ``PipelineConfig.execution``) are split instead: a prepare task, tasks of a
 few TV-L1 pairs each and a finish task that writes the sample
-(``stag_features.sample_ingest``); they are submitted first, longest clip
+(``stag_features.ingest.sample_steps``); they are submitted first, longest clip
 first, the batches of short clips after them.
 Only transient I/O errors are retried, per sample, inside its task; a sample
 that fails for any other reason is recorded in the store and the run goes on.
@@ -41,9 +41,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.cluster import local_cluster, local_cluster_kwargs, started_cluster
 from schemas.catalog import DatasetEntry
 from schemas.pipeline_config import PipelineConfig
-from stag_features.ingest_plan import RunSummary, SampleOutcome, guided_batches
-from stag_features.ingest_steps import IngestPlan, WorkItem, prepare_ingest, resolve_dataset, uses_flow_images
-from stag_features.sample_ingest import (
+from stag_features.ingest.plan import RunSummary, SampleOutcome, guided_batches
+from stag_features.ingest.steps import IngestPlan, WorkItem, prepare_ingest, resolve_dataset, uses_flow_images
+from stag_features.ingest.sample_steps import (
     clips_to_split,
     finish_split,
     ingest_sample_with_retries,
@@ -69,7 +69,7 @@ def prepare_task(entry: DatasetEntry, config_json: str, force: bool, only: list[
 @task(name="import-flow-images")
 def import_flow_images_task(entry: DatasetEntry, config_json: str, force: bool) -> RunSummary:
     """A dataset of precomputed flow images (the MEGC 2019 composite) imported into its store."""
-    from stag_features.composite_import import import_composite
+    from stag_features.ingest.composite import import_composite
 
     return import_composite(entry, entry.store, Path(str(entry.options["flow_dir"])),
                             PipelineConfig.model_validate_json(config_json), force=force)

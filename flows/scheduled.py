@@ -2,7 +2,7 @@
 
 Steps: read the catalog -> per dataset, decide whether its store is missing,
 built with another config or lacks clips the sheet lists
-(``stag_features.ingest_steps.stale_reason``) -> run ``ingest_dataset`` for
+(``stag_features.ingest.steps.stale_reason``) -> run ``ingest_dataset`` for
 those (rebuilding a store whose config changed). One dataset's error is
 logged and does not stop the others. ``stag serve`` runs this flow on a
 schedule against a Prefect server.
@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 
 from flows.ingest import ingest_dataset
 from schemas.catalog import load_catalog
-from stag_features.ingest_steps import resolve_dataset, stale_reason
+from stag_features.ingest.steps import resolve_dataset, stale_reason
 
 
 @task(name="check-store")

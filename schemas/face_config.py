@@ -1,6 +1,6 @@
 """Configuration of the face stage: detection, landmarks, alignment, ROIs.
 
-Owned by the face pipeline (stag_features.face / align / rois). Every
+Owned by the face pipeline (stag_features.extract.face / align / rois). Every
 parameter has its default here; nothing in code paths hard-codes these values.
 
 Landmark indices are 0-based iBUG 68-point indices. ROI names use the

@@ -1,7 +1,7 @@
 """Configuration of the motion stage: motion curve and frame ranking, frame
 selection, TV-L1 flow, ROI features, AU activations and the ROI graph.
 
-Owned by the motion pipeline (stag_features.motion / selection / flow /
+Owned by the motion pipeline (stag_features.extract.motion / selection / flow /
 roi_features / aus / graph). Every parameter has its default here, with the
 reason for it; code paths read them from here and hard-code none.
 """

@@ -1,7 +1,7 @@
 """SampleFeatures: everything the per-sample chain computes for one clip.
 
-This is the contract between the feature chain (stag_features.sample_pipeline)
-and the store writer (stag_features.store_slots). Shapes use the store's dimension
+This is the contract between the feature chain (stag_features.extract.sample_pipeline)
+and the store writer (stag_features.store.slots). Shapes use the store's dimension
 names (see schemas/store_spec.py):
 
   T = clip frames analysed (onset..offset, or the whole clip), K = selected

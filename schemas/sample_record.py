@@ -1,6 +1,6 @@
 """SampleRecord: one annotated clip, as every adapter produces it.
 
-AU codes are parsed into structure (see stag_features.au_codes for the parser
+AU codes are parsed into structure (see stag_features.adapters.au_codes for the parser
 and the grammar it accepts).
 """
 from __future__ import annotations

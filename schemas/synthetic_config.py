@@ -1,4 +1,4 @@
-"""Configuration of the synthetic micro-expression generator (stag_features.synthetic).
+"""Configuration of the synthetic micro-expression generator (stag_features.adapters.synthetic_clips).
 
 Directions are image-plane unit vectors (x right, y down) on an upright face;
 they are rotated with the face's roll. "right" in comments is the subject's

@@ -4,7 +4,7 @@
   Zarr v3 spends 0.2-0.4 ms of asyncio and codec-pipeline bookkeeping per
   chunk, more than decoding a composite sample costs. When an array is laid out
   one sample per chunk in a local store with the ``bytes`` codec followed by
-  ``zstd`` / ``blosc`` (or nothing), as `stag_features.store` writes it, each
+  ``zstd`` / ``blosc`` (or nothing), as `stag_features.store.writer` writes it, each
   row's chunk file is read and decoded here with the codecs zarr itself uses
   (numcodecs), straight into the float32 result; any other layout goes
   through zarr's ``oindex``.

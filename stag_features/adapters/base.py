@@ -27,9 +27,9 @@ from schemas.catalog import DatasetEntry
 from schemas.class_schemes import ClassScheme, get_scheme, schemes_for
 from schemas.sample_record import SampleRecord
 from stag_features.errors import SampleError
-from stag_features.frame_sources import find_source, resolve_positions
+from stag_features.extract.frame_sources import find_source, resolve_positions
 
-# Options of resolve_positions for video sources (see stag_features.frame_sources).
+# Options of resolve_positions for video sources (see stag_features.extract.frame_sources).
 POSITION_OPTIONS = ("video_frame_base", "time_unit")
 # Options every sheet adapter understands: which sheet, extra class schemes, video positions.
 COMMON_OPTIONS = frozenset({"sheet", "schemes", *POSITION_OPTIONS})

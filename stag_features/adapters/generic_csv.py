@@ -13,7 +13,7 @@ onset         yes       onset frame number (cells must not be empty)
 apex          yes       apex frame number (cells may be empty)
 offset        yes       offset frame number (cells may be empty)
 emotion       yes       raw emotion label (kept lower-cased)
-aus           yes       AU codes, grammar of stag_features.au_codes (cells may be empty)
+aus           yes       AU codes, grammar of stag_features.adapters.au_codes (cells may be empty)
 source        no        frames of the clip, relative to the raw root: a folder of
                         numbered images or a video file; default: discovered
                         (``root/<subject>/<clip>/`` or ``root/<subject>/<clip>.mp4`` ...)

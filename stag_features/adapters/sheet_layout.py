@@ -50,8 +50,8 @@ from stag_features.adapters.sheet_reading import (
     required_frame,
     text,
 )
-from stag_features.au_codes import parse_au_cell
-from stag_features.frame_sources import VIDEO_SUFFIXES
+from stag_features.adapters.au_codes import parse_au_cell
+from stag_features.extract.frame_sources import VIDEO_SUFFIXES
 
 FRAME_FIELDS = ("onset", "apex", "offset")
 # The fields that identify a clip in most sheets: both cells must be filled.

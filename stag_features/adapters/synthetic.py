@@ -1,4 +1,4 @@
-"""The ``synthetic`` adapter: a demo dataset made by stag_features.synthetic.
+"""The ``synthetic`` adapter: a demo dataset made by stag_features.adapters.synthetic_clips.
 
 On first use it generates ``n_subjects`` x emotions x ``clips_per_emotion``
 clips into the entry's root, laid out like a real frame-folder dataset::
@@ -28,7 +28,7 @@ from schemas.catalog import DatasetEntry
 from schemas.sample_record import FrameSource, SampleRecord
 from schemas.synthetic_config import SyntheticConfig
 from stag_features.adapters.base import AdapterResult, AnnotationError, BadRow
-from stag_features.au_codes import parse_au_cell
+from stag_features.adapters.au_codes import parse_au_cell
 
 SCHEME = "demo"
 SHEET_NAME = "annotations.csv"
@@ -59,7 +59,7 @@ def generate(root: Path, params: dict) -> None:
     """Write frames, sheet and stamp into ``root`` (replacing what was there)."""
     import cv2  # here, not at the top: a rerun reads the sheet only, and OpenCV's import is 50 ms of it
 
-    from stag_features.synthetic import make_dataset
+    from stag_features.adapters.synthetic_clips import make_dataset
 
     if root.exists():
         shutil.rmtree(root)

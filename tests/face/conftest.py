@@ -9,7 +9,7 @@ from schemas.synthetic_config import SyntheticConfig
 
 @pytest.fixture(scope="session")
 def dlib_backend():
-    from stag_features.face import make_backend
+    from stag_features.extract.face import make_backend
 
     return make_backend(FaceConfig())
 
@@ -21,7 +21,7 @@ def small_synthetic_config() -> SyntheticConfig:
 
 @pytest.fixture(scope="session")
 def synthetic_dataset(small_synthetic_config):
-    from stag_features.synthetic import make_dataset
+    from stag_features.adapters.synthetic_clips import make_dataset
 
     return make_dataset(2, 1, seed=7, config=small_synthetic_config, emotions=("happiness", "surprise", "disgust"))
 

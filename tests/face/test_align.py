@@ -6,9 +6,9 @@ import pytest
 
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import FrameSource
-from stag_features.align import align_clip, apply_transform, landmarks_on_crop, similarity_transform
+from stag_features.extract.align import align_clip, apply_transform, landmarks_on_crop, similarity_transform
 from stag_features.errors import NoFaceError
-from stag_features.frames import read_frames
+from stag_features.extract.frames import read_frames
 
 
 def test_similarity_transform_recovers_a_known_one():
@@ -88,7 +88,7 @@ def test_frames_without_the_face_are_reported(shared_data, dlib_backend, name, s
 def test_head_motion_matches_the_synthetic_truth(dlib_backend, small_synthetic_config):
     """The generator's known head translation, in crop px, is what align_clip measures."""
     from schemas.synthetic_config import SyntheticConfig
-    from stag_features.synthetic import make_dataset
+    from stag_features.adapters.synthetic_clips import make_dataset
 
     config = SyntheticConfig.model_validate({**small_synthetic_config.model_dump(), "head_motion_px": 2.0})
     clip = make_dataset(1, 1, seed=11, config=config, emotions=("happiness",))[0]

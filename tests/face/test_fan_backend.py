@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from schemas.face_config import FaceConfig
-from stag_features.face import make_backend
-from stag_features.fan_backend import FAN_WEIGHTS, S3FD_WEIGHTS, torch_hub_checkpoints
+from stag_features.extract.face import make_backend
+from stag_features.extract.fan_backend import FAN_WEIGHTS, S3FD_WEIGHTS, torch_hub_checkpoints
 
 
 def test_without_weights_the_error_names_both_files_and_the_folder(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.sample_record import FrameSource
 from stag_features.errors import SampleError
-from stag_features.frames import count_frames, read_frames
+from stag_features.extract.frames import count_frames, read_frames
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stag_features import inspect_cli
+from stag_cli import inspect as inspect_cli
 
 
 def run(argv: list[str]) -> int:
@@ -50,8 +50,8 @@ def test_inspect_face_without_a_face_fails_clearly(shared_data, tmp_path):
 
 def test_inspect_sample_calls_the_store_figure(monkeypatch, tmp_path):
     calls = []
-    module = types.ModuleType("stag_features.sample_figure")
+    module = types.ModuleType("stag_features.figures.sample_figure")
     module.render_sample = lambda store, sample_id, out: calls.append((store, sample_id, out))
-    monkeypatch.setitem(sys.modules, "stag_features.sample_figure", module)
+    monkeypatch.setitem(sys.modules, "stag_features.figures.sample_figure", module)
     assert run(["inspect", "sample", str(tmp_path / "a.zarr"), "casme2/sub01/EP02_01f", "--out", str(tmp_path / "f.png")]) == 0
     assert calls == [(tmp_path / "a.zarr", "casme2/sub01/EP02_01f", tmp_path / "f.png")]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from schemas.face_config import FaceConfig
-from stag_features.face import FaceDetection, choose_subject, detect_subject
-from stag_features.frames import read_image
-from stag_features.rois import inter_ocular_distance
+from stag_features.extract.face import FaceDetection, choose_subject, detect_subject
+from stag_features.extract.frames import read_image
+from stag_features.extract.rois import inter_ocular_distance
 
 IMAGES = {"einstein": "einstein.jpg", "breakingbad": "breakingbad.jpg", "takeo": "takeo.ppm"}
 

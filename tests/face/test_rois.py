@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from schemas.face_config import DEFAULT_ROIS, RoiConfig, RoiSpec
-from stag_features.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
+from stag_features.extract.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
 
 REQUIRED_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
 

@@ -7,8 +7,8 @@ import pytest
 
 from schemas.face_config import FaceConfig
 from schemas.synthetic_config import SyntheticConfig
-from stag_features.face import detect_subject
-from stag_features.synthetic import (
+from stag_features.extract.face import detect_subject
+from stag_features.adapters.synthetic_clips import (
     EMOTION_AUS,
     base_face,
     expression_field,
@@ -117,7 +117,7 @@ def test_expression_field_is_localised_at_the_au_landmarks(synthetic_clip, small
 
 
 def test_any_face_image_can_be_the_source(shared_data, dlib_backend, small_synthetic_config):
-    from stag_features.frames import read_image
+    from stag_features.extract.frames import read_image
 
     takeo = read_image(shared_data / "landmarks" / "takeo.ppm")
     clip = make_dataset(1, 1, seed=3, config=small_synthetic_config, emotions=("anger",), face_image=takeo)[0]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from schemas.sample_record import AUCode
-from stag_features.au_codes import AUParseError, parse_au_cell
+from stag_features.adapters.au_codes import AUParseError, parse_au_cell
 
 
 def codes(cell: str) -> list[list[AUCode]]:

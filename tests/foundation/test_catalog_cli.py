@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stag_features import catalog_cli
+from stag_cli import catalog as catalog_cli
 
 
 def run(argv: list[str]) -> int:

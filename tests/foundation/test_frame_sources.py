@@ -7,7 +7,7 @@ import pytest
 
 from schemas.sample_record import FrameSource, SampleRecord
 from stag_features.errors import SampleError
-from stag_features.frame_sources import (
+from stag_features.extract.frame_sources import (
     find_source,
     frame_count,
     frame_number,

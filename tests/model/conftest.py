@@ -1,5 +1,5 @@
 """Fixtures for the trainer's tests: tiny deterministic batches, and small
-feature stores written through the real store writer (stag_features.store)
+feature stores written through the real store writer (stag_features.store.writer)
 whose classes are motion patterns a model can learn."""
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import StoreLayout
-from stag_features.store import allocate_slots, ensure_store
-from stag_features.store_slots import write_sample
-from stag_features.store_identity import StoreIdentity
+from stag_features.store.writer import allocate_slots, ensure_store
+from stag_features.store.slots import write_sample
+from stag_features.store.identity import StoreIdentity
 from stag_model.model import StagBatch
 
 torch.set_num_threads(1)  # the test machine is shared; one thread per test process is fastest overall

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
-from stag_model.cli import main
+from stag_cli.fit import main
 from stag_model.augment import flip_horizontally
 from stag_model.data import Normaliser, make_source, open_samples
 from stag_model.model import Stag

@@ -28,11 +28,11 @@ from scipy.stats import hypergeom, spearmanr
 from schemas.motion_config import TVL1Config
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import FrameSource
-from stag_features.align import align_clip
-from stag_features.face import make_backend
-from stag_features.flow import tvl1_flow
-from stag_features.frames import read_frames
-from stag_features.motion import analyse_motion, face_mask, face_motion, rank_frames, topk_overlap
+from stag_features.extract.align import align_clip
+from stag_features.extract.face import make_backend
+from stag_features.extract.flow import tvl1_flow
+from stag_features.extract.frames import read_frames
+from stag_features.extract.motion import analyse_motion, face_mask, face_motion, rank_frames, topk_overlap
 
 K = 8
 

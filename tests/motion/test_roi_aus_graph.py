@@ -7,9 +7,9 @@ import pytest
 
 from schemas.motion_config import AUConfig, GraphConfig, RoiFeatureConfig
 from schemas.sample_record import AUAnnotation, AUCode, AUTerm, SampleRecord
-from stag_features.aus import au_names, au_truth_vector, direction_vector, flow_au_cue
-from stag_features.graph import au_roi_sets, dynamic_edge_weights
-from stag_features.roi_features import ROI_STAT_NAMES, roi_features
+from stag_features.extract.aus import au_names, au_truth_vector, direction_vector, flow_au_cue
+from stag_features.extract.graph import au_roi_sets, dynamic_edge_weights
+from stag_features.extract.roi_features import ROI_STAT_NAMES, roi_features
 
 SIZE = 100
 # A toy face on a 100 px crop: midline x = 50, mouth corners at y ~ 75.

@@ -10,11 +10,11 @@ import pytest
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import AUAnnotation, AUCode, AUTerm, FrameSource, SampleRecord
-from stag_features.aus import au_names
+from stag_features.extract.aus import au_names
 from stag_features.errors import SampleError
-from stag_features.face import make_backend
-from stag_features.rois import roi_names, static_edges
-from stag_features.sample_pipeline import extract_sample, sample_input_hash
+from stag_features.extract.face import make_backend
+from stag_features.extract.rois import roi_names, static_edges
+from stag_features.extract.sample_pipeline import extract_sample, sample_input_hash
 
 
 def record(clip: str = "c1", **fields) -> SampleRecord:
@@ -99,7 +99,7 @@ def synthetic_record(clip) -> SampleRecord:
 
 @pytest.mark.slow
 def test_synthetic_clips_apex_and_most_activated_au():
-    from stag_features.synthetic import make_dataset
+    from stag_features.adapters.synthetic_clips import make_dataset
 
     clips = make_dataset(n_subjects=4, clips_per_emotion=1, seed=7)  # 20 clips, 5 emotions
     # K = 4 and the fast TV-L1 preset keep this at ~0.7 s per clip; the sheet's
@@ -187,8 +187,8 @@ def test_real_casme2_frames_through_the_chain(shared_data):
 def prepared_clip():
     """One synthetic clip through ``prepare_sample`` (K = 5 at 96 px, fast TV-L1), with its config and
     what ``extract_sample`` gives for it."""
-    from stag_features.sample_pipeline import prepare_sample
-    from stag_features.synthetic import make_dataset
+    from stag_features.extract.sample_pipeline import prepare_sample
+    from stag_features.adapters.synthetic_clips import make_dataset
 
     clip = make_dataset(n_subjects=1, clips_per_emotion=1, seed=5)[0]
     config = PipelineConfig().with_overrides(selection={"k": 5}, tvl1={"epsilon": 0.05}, align={"crop_size": 96})
@@ -211,7 +211,7 @@ def _assert_same_features(a: SampleFeatures, b: SampleFeatures) -> None:
 
 @pytest.mark.parametrize("per_task", [1, 2, 3, 5, 8])
 def test_split_parts_in_any_order_equal_extract_sample_byte_for_byte(prepared_clip, per_task):
-    from stag_features.sample_pipeline import finish_sample, flow_pairs
+    from stag_features.extract.sample_pipeline import finish_sample, flow_pairs
 
     prepared, config, whole = prepared_clip
     chunks = -(-config.selection.k // per_task)
@@ -221,7 +221,7 @@ def test_split_parts_in_any_order_equal_extract_sample_byte_for_byte(prepared_cl
 
 
 def test_a_chunk_past_the_last_pair_is_empty_and_missing_or_repeated_pairs_are_refused(prepared_clip):
-    from stag_features.sample_pipeline import finish_sample, flow_pairs
+    from stag_features.extract.sample_pipeline import finish_sample, flow_pairs
 
     prepared, config, _whole = prepared_clip
     assert len(flow_pairs(prepared, config, first=7, count=2).flow) == 0

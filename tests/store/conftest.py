@@ -10,7 +10,7 @@ from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_config import StoreConfig
 from schemas.store_spec import StoreLayout
-from stag_features.store_identity import StoreIdentity
+from stag_features.store.identity import StoreIdentity
 
 TINY_LAYOUT = StoreLayout(
     frames=3, height=16, width=12, time=20, patch=4,
@@ -163,7 +163,7 @@ def threaded_demo_store(tmp_path_factory, tiny_demo_raw, prefect_server) -> tupl
 def stores_equal(a: Path, b: Path, ignore: tuple[str, ...] = ()) -> list[str]:
     """Names of the arrays whose committed samples differ between two stores (empty if equal)."""
     from schemas.store_spec import SAMPLE_ARRAYS
-    from stag_features.query import open_store
+    from stag_features.store.query import open_store
 
     ds_a, ds_b = open_store(a), open_store(b)
     ids_a, ids_b = sorted(ds_a["sample"].values), sorted(ds_b["sample"].values)

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from flows.cli import ingest_main
+from stag_cli.ingest import ingest_main
 from schemas.store_config import CompositeImportConfig
-from stag_features.align import apply_transform, similarity_transform
-from stag_features.composite_import import SCHEMATIC_FACE, main, read_flow_image
-from stag_features.query import open_store
-from stag_features.store_validate import validate_store
+from stag_features.extract.align import apply_transform, similarity_transform
+from stag_features.ingest.composite import SCHEMATIC_FACE, main, read_flow_image
+from stag_features.store.query import open_store
+from stag_features.store.validate import validate_store
 
 from .conftest import write_catalog  # noqa: TID252
 

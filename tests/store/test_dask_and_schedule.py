@@ -11,11 +11,11 @@ import pytest
 import yaml
 from prefect import flow, task
 
-from flows.cli import ingest_main
+from stag_cli.ingest import ingest_main
 from flows.cluster import EarlyCluster, started_cluster
 from flows.ingest import ingest_dataset, runner_for
-from stag_features.query import open_store
-from stag_features.store_validate import validate_store
+from stag_features.store.query import open_store
+from stag_features.store.validate import validate_store
 
 from .conftest import PROJECT_ROOT, demo_entry, stores_equal, write_catalog  # noqa: TID252
 
@@ -90,15 +90,15 @@ def test_early_cluster_starts_its_fork_server_before_dask_starts_the_cluster():
 
 
 _PROGRAM = """
-import atexit, gc, flows.cli
+import atexit, gc, stag_cli.ingest
 atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0, flush=True))
-flows.cli.ingest_main = lambda: 3
-flows.cli.main()
+stag_cli.ingest.ingest_main = lambda: 3
+stag_cli.ingest.main()
 """
 
 
 def test_the_program_exits_with_the_run_code_leaving_its_objects_to_the_os():
-    """stag-ingest (``flows.cli.main``) exits with ingest_main's code, its objects frozen out of the
+    """stag-ingest (``stag_cli.ingest.main``) exits with ingest_main's code, its objects frozen out of the
     interpreter's last garbage collection; atexit handlers still run."""
     run = subprocess.run([sys.executable, "-c", _PROGRAM], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 3, run.stderr[-2000:]
@@ -218,7 +218,7 @@ def test_served_catalog_flow_ingests_a_dataset_added_to_the_catalog(
     catalog = write_catalog(tmp_path, {"first": demo_entry(tiny_demo_raw, first)})
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "stag_features.cli", "serve", "--catalog", str(catalog),
+        [sys.executable, "-m", "stag_cli.main", "serve", "--catalog", str(catalog),
          "--interval", str(SCHEDULE_INTERVAL_S), "--name", "stag-test-schedule"],
         cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ,
     )

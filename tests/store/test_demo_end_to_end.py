@@ -43,7 +43,7 @@ def _catalog_demo_entry() -> dict:
 @pytest.mark.slow
 def test_make_demo_chain_reaches_its_uf1_under_loso(tmp_path, prefect_server, capsys):
     from flows.ingest import ingest_dataset
-    from stag_model.cli import main as stag_fit
+    from stag_cli.fit import main as stag_fit
 
     entry = _catalog_demo_entry()
     options = entry["options"]

@@ -12,23 +12,23 @@ import pytest
 import yaml
 import zarr
 
-import stag_features.ingest_steps as ingest_steps
-from flows.cli import ingest_main
+import stag_features.ingest.steps as ingest_steps
+from stag_cli.ingest import ingest_main
 from flows.ingest import ingest_dataset
 from stag_features.adapters import AdapterResult, load_dataset
-from stag_features.ingest_plan import input_hash
-from stag_features.ingest_steps import resolve_dataset, settled_plan
-from stag_features.store import slot_states
-from stag_features.store_slots import record_failure
-from stag_features.store_identity import StoreMismatchError
-from stag_features.store_validate import validate_store
+from stag_features.ingest.plan import input_hash
+from stag_features.ingest.steps import resolve_dataset, settled_plan
+from stag_features.store.writer import slot_states
+from stag_features.store.slots import record_failure
+from stag_features.store.identity import StoreMismatchError
+from stag_features.store.validate import validate_store
 
 from .conftest import PROJECT_ROOT, copy_store, demo_entry, write_catalog  # noqa: TID252
 
 # runs stag-ingest in a fresh process and says whether Prefect, Dask or OpenCV were imported
 _CLI = """
 import json, sys
-from flows.cli import ingest_main
+from stag_cli.ingest import ingest_main
 code = ingest_main(sys.argv[1:])
 heavy = sorted(m for m in ("prefect", "prefect_dask", "dask", "distributed", "cv2") if m in sys.modules)
 print(json.dumps({"code": code, "heavy_imports": heavy}))

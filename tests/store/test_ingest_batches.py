@@ -5,10 +5,10 @@ import pytest
 import zarr
 
 import flows.ingest as ingest_flow
-import stag_features.sample_ingest as sample_ingest
-from stag_features.ingest_plan import SampleOutcome, guided_batches
-from stag_features.ingest_steps import DEFERRED_HASH, IngestPlan, WorkItem
-from stag_features.store import slot_states
+import stag_features.ingest.sample_steps as sample_ingest
+from stag_features.ingest.plan import SampleOutcome, guided_batches
+from stag_features.ingest.steps import DEFERRED_HASH, IngestPlan, WorkItem
+from stag_features.store.writer import slot_states
 
 from .conftest import copy_store  # noqa: TID252
 

@@ -6,15 +6,15 @@ import shutil
 import numpy as np
 import yaml
 
-from flows.cli import ingest_main
+from stag_cli.ingest import ingest_main
 from flows.ingest import ingest_dataset
 from schemas.catalog import load_catalog
 from stag_features.adapters import load_dataset
-from stag_features.ingest_steps import entry_pipeline_config, pipeline_identity
-from stag_features.query import open_store, read_sample
-from stag_features.sample_pipeline import extract_sample
-from stag_features.store_slots import sample_arrays
-from stag_features.store_validate import validate_store
+from stag_features.ingest.steps import entry_pipeline_config, pipeline_identity
+from stag_features.store.query import open_store, read_sample
+from stag_features.extract.sample_pipeline import extract_sample
+from stag_features.store.slots import sample_arrays
+from stag_features.store.validate import validate_store
 
 
 def test_every_stored_array_equals_what_the_extractor_returns(threaded_demo_store):

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from schemas.sample_record import FrameSource, SampleRecord
-from stag_features.ingest_plan import RunSummary, SampleOutcome, hash_decides, input_hash, needs_compute
-from stag_features.store import SlotState
+from stag_features.ingest.plan import RunSummary, SampleOutcome, hash_decides, input_hash, needs_compute
+from stag_features.store.writer import SlotState
 
 
 def _state(committed=False, stage="", in_hash="i", config_hash="c") -> SlotState:

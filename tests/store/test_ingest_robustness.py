@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import zarr
 
-from flows.cli import ingest_main
-from stag_features.query import open_store
-from stag_features.store_validate import validate_store
+from stag_cli.ingest import ingest_main
+from stag_features.store.query import open_store
+from stag_features.store.validate import validate_store
 
 from .conftest import PROJECT_ROOT, demo_entry, stores_equal, write_catalog  # noqa: TID252
 
@@ -48,8 +48,8 @@ _WRITER = """
 import sys
 sys.path.insert(0, {tests!r})
 from conftest import random_features, tiny_identity
-from stag_features.store import allocate_slots, ensure_store
-from stag_features.store_slots import write_sample
+from stag_features.store.writer import allocate_slots, ensure_store
+from stag_features.store.slots import write_sample
 path, n = sys.argv[1], int(sys.argv[2])
 ensure_store(path, tiny_identity())
 ids = [f"s{{i % 4}}/c{{i}}" for i in range(n)]
@@ -63,7 +63,7 @@ for i, sid in enumerate(ids):
 @pytest.mark.slow
 def test_sigkill_during_writes_never_exposes_a_partial_sample(tmp_path, make_features, make_identity):
     """A writer process killed at random moments: every visible sample is complete and exact."""
-    from stag_features.store_slots import sample_arrays
+    from stag_features.store.slots import sample_arrays
 
     store = tmp_path / "kill.zarr"
     script = _WRITER.format(tests=str(Path(__file__).parent))
@@ -92,7 +92,7 @@ def test_ingest_killed_at_random_points_then_rerun_equals_uninterrupted(
     store = tmp_path / "crash.zarr"
     catalog = write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, store)})
     rng = random.Random(6)
-    command = [sys.executable, "-m", "flows.cli", "--catalog", str(catalog), "--dataset", "demo"]
+    command = [sys.executable, "-m", "stag_cli.ingest", "--catalog", str(catalog), "--dataset", "demo"]
     killed_at: list[int] = []  # committed samples when each kill landed
     for round_ in range(KILL_ROUNDS):
         before = _committed(store)
@@ -163,7 +163,7 @@ def test_bad_input_is_recorded_and_the_run_completes(tiny_demo_raw, shared_data,
     code = ingest_main(["--catalog", str(catalog), "--dataset", "bad", "--config", str(_demo_config(tmp_path))])
     assert code == 1  # completed, with failures
     assert list(open_store(store)["sample"].values) == ["s01/good"]
-    from stag_features.store import slot_states
+    from stag_features.store.writer import slot_states
 
     failures = {sid: s for sid, s in slot_states(store).items() if s.failure_stage}
     assert {"v1/corrupt", "v2/noface", "s09/missing_folder", "s10/nowhere"} <= set(failures), failures

@@ -7,14 +7,14 @@ import pytest
 import zarr
 
 import flows.ingest as ingest_flow
-import stag_features.sample_ingest as sample_ingest
-import stag_features.sample_pipeline as sample_pipeline
+import stag_features.ingest.sample_steps as sample_ingest
+import stag_features.extract.sample_pipeline as sample_pipeline
 from flows.ingest import ingest_dataset, runner_for
 from schemas.pipeline_config import PipelineConfig
-from stag_features.ingest_plan import split_costliest
-from stag_features.ingest_steps import WorkItem
-from stag_features.store import slot_states
-from stag_features.store_validate import validate_store
+from stag_features.ingest.plan import split_costliest
+from stag_features.ingest.steps import WorkItem
+from stag_features.store.writer import slot_states
+from stag_features.store.validate import validate_store
 
 from .conftest import TINY_DEMO_OPTIONS, demo_entry, stores_equal, write_catalog  # noqa: TID252
 
@@ -151,7 +151,7 @@ def test_split_run_on_two_dask_workers_gives_the_unsplit_store(
 def test_a_warmed_landmark_model_goes_to_the_first_thread_that_asks_only(monkeypatch):
     import threading
 
-    import stag_features.face as face
+    import stag_features.extract.face as face
 
     built = []
     monkeypatch.setattr(face, "make_backend", lambda config: built.append(object()) or built[-1])

@@ -8,10 +8,10 @@ import zarr
 from schemas.pipeline_config import PipelineConfig
 from schemas.store_spec import SAMPLE_ARRAYS
 from stag_features.errors import SampleError
-from stag_features.query import open_store, read_sample
-from stag_features.store import allocate_slots, ensure_store, slot_states
-from stag_features.store_slots import record_failure, sample_arrays, write_sample
-from stag_features.store_identity import StoreMismatchError
+from stag_features.store.query import open_store, read_sample
+from stag_features.store.writer import allocate_slots, ensure_store, slot_states
+from stag_features.store.slots import record_failure, sample_arrays, write_sample
+from stag_features.store.identity import StoreMismatchError
 
 IDS = ["s1/a", "s1/b", "s2/a"]
 
@@ -118,7 +118,7 @@ def test_other_config_is_refused_with_a_hint_and_force_rebuilds(filled, make_ide
 
 
 def test_validate_passes_and_catches_a_missing_chunk(filled):
-    from stag_features.store_validate import validate_store
+    from stag_features.store.validate import validate_store
 
     path, _identity, slots, _features = filled
     report = validate_store(path)
@@ -149,7 +149,7 @@ def test_concurrent_writer_threads_leave_every_sample_complete(tmp_path, make_fe
     """Threads writing different samples at once (the default task runner) lose no chunk."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from stag_features.store_validate import validate_store
+    from stag_features.store.validate import validate_store
 
     path = tmp_path / "threads.zarr"
     ensure_store(path, make_identity())

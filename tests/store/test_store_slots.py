@@ -1,4 +1,4 @@
-"""The slot writer (stag_features.store_slots): one opening for many slots, the commit flag last."""
+"""The slot writer (stag_features.store.slots): one opening for many slots, the commit flag last."""
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +8,9 @@ import pytest
 import zarr
 from zarr.core.array import AsyncArray
 
-from stag_features.query import open_store, read_sample
-from stag_features.store import allocate_slots, ensure_store, slot_states
-from stag_features.store_slots import SlotWriter, sample_arrays, write_sample
+from stag_features.store.query import open_store, read_sample
+from stag_features.store.writer import allocate_slots, ensure_store, slot_states
+from stag_features.store.slots import SlotWriter, sample_arrays, write_sample
 
 IDS = ["s1/a", "s1/b", "s2/a"]
 SLOW_WRITE_S = 0.3  # long enough that a write still pending when an error is raised would be seen

@@ -9,7 +9,7 @@ one for the run; Dask runs (--workers / --dask-address) need a running server
 (``prefect server start``) so that every worker reports to the same one.
 
 Fast path: before Prefect or Dask is imported, the command checks the store
-read-only (``stag_features.ingest_steps.settled_plan``). When every clip of
+read-only (``stag_features.ingest.steps.settled_plan``). When every clip of
 the sheet is already settled under the same config hash (committed, or failed
 on its unchanged input) and every bad sheet row is already recorded, it prints
 the usual summary and exits without a flow run, a cluster or a server. A store
@@ -31,7 +31,7 @@ from contextlib import ExitStack
 
 from flows.cluster import EarlyCluster
 from schemas.catalog import CatalogError
-from stag_features.store_identity import StoreMismatchError
+from stag_features.store.identity import StoreMismatchError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +51,8 @@ def settled_run(args: argparse.Namespace) -> int | None:
     """The fast path: the exit code of a run with nothing to do (its summary printed), or None
     when the flow must run. Raises what the flow would raise before writing (a refused config)."""
     started = time.perf_counter()
-    from stag_features.ingest_plan import RunSummary
-    from stag_features.ingest_steps import resolve_dataset, settled_plan, uses_flow_images
+    from stag_features.ingest.plan import RunSummary
+    from stag_features.ingest.steps import resolve_dataset, settled_plan, uses_flow_images
 
     entry, config = resolve_dataset(args.catalog, args.dataset, args.config)
     if uses_flow_images(entry):  # the composite import decides inside its own task

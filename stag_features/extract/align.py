@@ -26,7 +26,7 @@ import numpy as np
 from schemas.face_config import AlignConfig
 from schemas.pipeline_config import PipelineConfig
 from stag_features.errors import NoFaceError
-from stag_features.face import FaceDetection, LandmarkBackend, choose_subject, detect_near, detect_subject
+from stag_features.extract.face import FaceDetection, LandmarkBackend, choose_subject, detect_near, detect_subject
 
 
 @dataclass

@@ -5,7 +5,7 @@
         a clip (video file or folder of numbered frames) is also checked for
         the face on ``--frames`` frames from the onset, with residual head motion.
     stag inspect sample STORE ID [--out PNG]
-        one stored sample (drawn by stag_features.sample_figure.render_sample).
+        one stored sample (drawn by stag_features.figures.sample_figure.render_sample).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ ROI_COLOURS = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0,
 
 def _load_clip(path: Path, onset: int, n_frames: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Frames (T, H, W, 3), their positions and undecodable positions, from an image, video or folder."""
-    from stag_features.frames import count_frames, read_frames, read_image
+    from stag_features.extract.frames import count_frames, read_frames, read_image
 
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         return read_image(path)[None], np.zeros(1, dtype=np.int64), []
@@ -50,9 +50,9 @@ def draw_face_figure(crop: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray,
 
 def inspect_face(path: Path, out: Path, config: PipelineConfig, onset: int = 0, n_frames: int = 30) -> dict:
     """Align the clip (or image) at ``path`` and write the onset figure to ``out``; returns a summary."""
-    from stag_features.align import align_clip
-    from stag_features.face import make_backend
-    from stag_features.rois import inter_ocular_distance, roi_boxes, roi_names
+    from stag_features.extract.align import align_clip
+    from stag_features.extract.face import make_backend
+    from stag_features.extract.rois import inter_ocular_distance, roi_boxes, roi_names
 
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
@@ -95,7 +95,7 @@ def _face_command(args: argparse.Namespace) -> int:
 
 
 def _sample_command(args: argparse.Namespace) -> int:
-    from stag_features.sample_figure import render_sample  # the store's reader, loaded only when asked for
+    from stag_features.figures.sample_figure import render_sample  # the store's reader, loaded only when asked for
 
     out = Path(args.out) if args.out else Path(f"{args.sample_id.replace('/', '_')}.png")
     render_sample(Path(args.store), args.sample_id, out)

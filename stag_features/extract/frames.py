@@ -2,7 +2,7 @@
 
 Sources (``schemas.sample_record.FrameSource``):
     folder  numbered images (order and numbering from
-            ``stag_features.frame_sources.numbered_images``); position i is the
+            ``stag_features.extract.frame_sources.numbered_images``); position i is the
             i-th image in frame-number order.
     video   mp4 / avi / mov (anything OpenCV's FFmpeg backend opens); position i
             is the i-th decoded frame.
@@ -26,7 +26,7 @@ import numpy as np
 
 from schemas.sample_record import FrameSource
 from stag_features.errors import SampleError
-from stag_features.frame_sources import numbered_images
+from stag_features.extract.frame_sources import numbered_images
 
 _STAGE = "decode"
 VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg"})

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from stag_features.query import open_store  # noqa: E402
+from stag_features.store.query import open_store  # noqa: E402
 
 CLIP_PERCENTILE = 99.0  # brightness saturates at this percentile of flow magnitude
 WHEEL_FRACTION = 0.22  # side of the colour-wheel key as a fraction of the flow image

@@ -1,5 +1,5 @@
 """The feature store: its creation, its slots and their states. With
-``stag_features.store_slots`` (which writes one sample's slot), the only code
+``stag_features.store.slots`` (which writes one sample's slot), the only code
 that writes Zarr.
 
 One Zarr v3 group per dataset (layout in schemas/store_spec.md). Writing
@@ -7,7 +7,7 @@ follows four rules that make concurrent and interrupted ingests safe:
 
 1. ``ensure_store`` creates the group, or checks that an existing one was built
    with the same dataset, schema and config (refusing otherwise, with a hint;
-   the checks, read-only, are in ``stag_features.store_identity``).
+   the checks, read-only, are in ``stag_features.store.identity``).
 2. ``allocate_slots`` gives every sample of a run a slot along ``sample``
    (existing slots are reused by sample id); resizing happens under an
    exclusive lock on the file ``<store>.lock`` beside the store folder.
@@ -39,8 +39,8 @@ from schemas.store_spec import (
     SCHEMA_VERSION,
     ArraySpec,
 )
-from stag_features.store_identity import StoreIdentity, mismatch, refusal
-from stag_features.store_lock import store_lock
+from stag_features.store.identity import StoreIdentity, mismatch, refusal
+from stag_features.store.lock import store_lock
 
 _FILL = {"str": "", "bool": False, "uint8": 0, "int8": -1, "int16": -1, "int32": -1}
 

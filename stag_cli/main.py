@@ -12,10 +12,10 @@ import sys
 
 # (command, module that defines register(subparsers))
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
-    ("catalog", "stag_features.catalog_cli"),
-    ("inspect", "stag_features.inspect_cli"),
-    ("store", "stag_features.store_cli"),
-    ("serve", "flows.serve_cli"),
+    ("catalog", "stag_cli.catalog"),
+    ("inspect", "stag_cli.inspect"),
+    ("store", "stag_cli.store"),
+    ("serve", "stag_cli.serve"),
 )
 
 

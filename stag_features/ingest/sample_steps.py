@@ -33,13 +33,13 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from stag_features.errors import SampleError
-from stag_features.ingest_plan import SampleOutcome, input_hash, input_hashes, split_costliest
-from stag_features.ingest_steps import DEFERRED_HASH, IngestPlan, WorkItem
-from stag_features.store import slot_states
-from stag_features.store_slots import SlotWriter, record_failure, write_sample
+from stag_features.ingest.plan import SampleOutcome, input_hash, input_hashes, split_costliest
+from stag_features.ingest.steps import DEFERRED_HASH, IngestPlan, WorkItem
+from stag_features.store.writer import slot_states
+from stag_features.store.slots import SlotWriter, record_failure, write_sample
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, dlib) loads in the workers only, not in the flow's process
-    from stag_features.sample_pipeline import PairFlows, PreparedClip
+    from stag_features.extract.sample_pipeline import PairFlows, PreparedClip
 
 # I/O errors that a retry cannot fix: recorded at once (other OSErrors: with_io_retries)
 PERMANENT_IO_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
@@ -56,7 +56,7 @@ def warm_backend(config: PipelineConfig) -> None:
     """Build the landmark backend for ``config.face`` now (in the caller's thread), for the first
     ``cached_backend`` call with that face config in any thread of this process: a Dask worker
     loads its model (~0.5 s) while the flow is still planning, not in its first task."""
-    from stag_features.face import make_backend
+    from stag_features.extract.face import make_backend
 
     key = config.face.model_dump_json()
     with _SPARE_LOCK:
@@ -72,7 +72,7 @@ def warm_backend(config: PipelineConfig) -> None:
 def cached_backend(config: PipelineConfig):
     """The landmark backend for ``config.face``, built once per thread (loading a model takes ~0.5 s),
     or the one ``warm_backend`` built for it (handed to one thread only)."""
-    from stag_features.face import make_backend
+    from stag_features.extract.face import make_backend
 
     key = config.face.model_dump_json()
     cache = getattr(_BACKENDS, "by_config", None)
@@ -120,7 +120,7 @@ def commit_features(store: str, item: WorkItem, features: SampleFeatures) -> Sam
 def ingest_sample(store: str, item: WorkItem, config: PipelineConfig, backend=None) -> SampleOutcome:
     """Compute one sample and commit it, or record why it failed (``recorded``). Raises only
     OSError and MemoryError (transient I/O)."""
-    from stag_features.sample_pipeline import extract_sample
+    from stag_features.extract.sample_pipeline import extract_sample
 
     record = SampleRecord.model_validate_json(item.record_json)
     features = recorded(store, item, lambda: extract_sample(record, config, backend=backend or cached_backend(config)))
@@ -217,7 +217,7 @@ def clips_to_split(items: Sequence[WorkItem], parallelism: int,
 
 def prepare_split(store: str, item: WorkItem, config: PipelineConfig) -> PreparedClip | SampleOutcome:
     """Decode, landmarks, alignment and motion of the clip (``prepare_sample``), or its recorded failure."""
-    from stag_features.sample_pipeline import prepare_sample
+    from stag_features.extract.sample_pipeline import prepare_sample
 
     record = SampleRecord.model_validate_json(item.record_json)
     return recorded_with_retries(store, item, lambda: prepare_sample(record, config, backend=cached_backend(config)))
@@ -226,7 +226,7 @@ def prepare_split(store: str, item: WorkItem, config: PipelineConfig) -> Prepare
 def split_pairs(store: str, item: WorkItem, prepared: PreparedClip | SampleOutcome, chunk: int,
                 config: PipelineConfig) -> PairFlows | SampleOutcome:
     """TV-L1 and strain of the clip's ``chunk``-th group of pairs, or the failure of this or an earlier step."""
-    from stag_features.sample_pipeline import flow_pairs
+    from stag_features.extract.sample_pipeline import flow_pairs
 
     if isinstance(prepared, SampleOutcome):
         return prepared
@@ -238,7 +238,7 @@ def split_pairs(store: str, item: WorkItem, prepared: PreparedClip | SampleOutco
 def finish_split(store: str, item: WorkItem, prepared: PreparedClip | SampleOutcome,
                  parts: Sequence[PairFlows | SampleOutcome], config: PipelineConfig) -> SampleOutcome:
     """ROIs, AUs and graph over every pair, then the write (commit last); or the first failure of the clip."""
-    from stag_features.sample_pipeline import finish_sample
+    from stag_features.extract.sample_pipeline import finish_sample
 
     failed = [part for part in (prepared, *parts) if isinstance(part, SampleOutcome)]
     if failed:

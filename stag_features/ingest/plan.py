@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from schemas.sample_record import SampleRecord
-from stag_features.frame_sources import numbered_images
-from stag_features.store import SlotState
+from stag_features.extract.frame_sources import numbered_images
+from stag_features.store.writer import SlotState
 
 T = TypeVar("T")
 _READ_BLOCK = 1 << 20

@@ -21,10 +21,10 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
 from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
-from stag_features.ingest_plan import SampleOutcome, hash_decides, input_hashes, needs_compute
-from stag_features.store import allocate_slots, ensure_store, slot_states
-from stag_features.store_slots import SlotWriter
-from stag_features.store_identity import StoreIdentity, adopted, check_store, recorded_attrs, with_recorded_hash
+from stag_features.ingest.plan import SampleOutcome, hash_decides, input_hashes, needs_compute
+from stag_features.store.writer import allocate_slots, ensure_store, slot_states
+from stag_features.store.slots import SlotWriter
+from stag_features.store.identity import StoreIdentity, adopted, check_store, recorded_attrs, with_recorded_hash
 
 PRODUCER = "pipeline"
 FLOW_UNITS = "px at the aligned crop size (align.crop_size)"
@@ -100,7 +100,7 @@ def uses_flow_images(entry: DatasetEntry) -> bool:
 
 def pipeline_layout(config: PipelineConfig, schemes: dict[str, tuple[str, ...]]) -> StoreLayout:
     """Dimension sizes and names of a store written by the per-sample pipeline with ``config``."""
-    from stag_features.rois import roi_names, static_edges  # numpy only: reruns plan without OpenCV
+    from stag_features.extract.rois import roi_names, static_edges  # numpy only: reruns plan without OpenCV
 
     edges = np.asarray(static_edges(config.rois)).reshape(-1, 2)
     return StoreLayout(
@@ -128,7 +128,7 @@ def stale_reason(entry: DatasetEntry, config: PipelineConfig) -> str | None:
         return "store missing"
     if uses_flow_images(entry):
         from schemas.store_config import CompositeImportConfig
-        from stag_features.composite_import import composite_identity, composite_pipeline_config
+        from stag_features.ingest.composite import composite_identity, composite_pipeline_config
 
         identity = composite_identity(entry, composite_pipeline_config(config), CompositeImportConfig())
     else:

@@ -143,7 +143,7 @@ class DlibBackend(LandmarkBackend):
 
 
 def _make_fan(config: FaceConfig) -> LandmarkBackend:
-    from stag_features.fan_backend import FanBackend  # torch and face_alignment only when asked for
+    from stag_features.extract.fan_backend import FanBackend  # torch and face_alignment only when asked for
 
     return FanBackend(config)
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from schemas.motion_config import AUConfig, AUDirection
 from schemas.sample_record import SampleRecord
-from stag_features.motion import face_mask
-from stag_features.roi_features import box_pixels
+from stag_features.extract.motion import face_mask
+from stag_features.extract.roi_features import box_pixels
 
 
 def au_names(config: AUConfig) -> list[str]:

@@ -45,17 +45,17 @@ import numpy as np
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
-from stag_features.align import align_clip, landmarks_on_crop
-from stag_features.aus import au_truth_vector, flow_au_cue
+from stag_features.extract.align import align_clip, landmarks_on_crop
+from stag_features.extract.aus import au_truth_vector, flow_au_cue
 from stag_features.errors import NoFaceError, SampleError
-from stag_features.face import LandmarkBackend, make_backend
-from stag_features.flow import configure_opencv_threads, optical_strain, tvl1_flows_from_onset
-from stag_features.frames import count_frames, read_frames
-from stag_features.graph import au_roi_sets, dynamic_edge_weights
-from stag_features.motion import analyse_motion
-from stag_features.roi_features import roi_features
-from stag_features.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
-from stag_features.selection import select_frames
+from stag_features.extract.face import LandmarkBackend, make_backend
+from stag_features.extract.flow import configure_opencv_threads, optical_strain, tvl1_flows_from_onset
+from stag_features.extract.frames import count_frames, read_frames
+from stag_features.extract.graph import au_roi_sets, dynamic_edge_weights
+from stag_features.extract.motion import analyse_motion
+from stag_features.extract.roi_features import roi_features
+from stag_features.extract.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
+from stag_features.extract.selection import select_frames
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import zarr
 
-from stag_features.store import slot_states
-from stag_features.store_validate import validate_store
+from stag_features.store.writer import slot_states
+from stag_features.store.validate import validate_store
 
 
 def _open_attrs(path: Path) -> dict:

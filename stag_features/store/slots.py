@@ -1,6 +1,6 @@
 """One sample's slot in a feature store: its arrays written at once, the commit flag last.
 
-Rules 3 and 4 of the store's writing protocol (``stag_features.store`` creates the store and
+Rules 3 and 4 of the store's writing protocol (``stag_features.store.writer`` creates the store and
 allocates the slots):
 
 3. ``write_sample`` writes one slot's chunks only (one sample per chunk): the ``committed``
@@ -32,7 +32,7 @@ from schemas.sample_features import SampleFeatures
 from schemas.store_config import StoreConfig
 from schemas.store_spec import SAMPLE_ARRAYS, StoreLayout
 from stag_features.errors import SampleError
-from stag_features.store_lock import store_lock
+from stag_features.store.lock import store_lock
 
 # write every chunk, even one equal to the fill value (an all -1 au_truth, say), so
 # that a committed sample has all its chunks on disk and validate can check that.

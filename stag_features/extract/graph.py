@@ -1,9 +1,9 @@
 """AU-guided dynamic edge weights over the static anatomical ROI graph.
 
 The graph's edges are the config's static anatomical adjacency
-(``stag_features.rois.static_edges``): which ROIs touch on the face. They never
+(``stag_features.extract.rois.static_edges``): which ROIs touch on the face. They never
 change. What changes per selected frame is each edge's weight, driven by the
-flow-derived AU cue of that frame (``stag_features.aus.flow_au_cue``):
+flow-derived AU cue of that frame (``stag_features.extract.aus.flow_au_cue``):
 
     S_ij   = { a : AU a acts on ROI i and on ROI j }
     C_ij   = { (p, q) in cooccurrence (either order) : p acts on i, q acts on j,

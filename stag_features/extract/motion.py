@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from schemas.motion_config import MotionConfig
-from stag_features.flow import DIS_PRESETS
+from stag_features.extract.flow import DIS_PRESETS
 
 
 @dataclass

@@ -30,7 +30,7 @@ import numpy as np
 
 from schemas.face_config import FaceConfig
 from schemas.synthetic_config import DEFAULT_EMOTION_AUS, SyntheticConfig
-from stag_features.face import LandmarkBackend, detect_subject, make_backend
+from stag_features.extract.face import LandmarkBackend, detect_subject, make_backend
 
 EMOTION_AUS: dict[str, tuple[int, ...]] = dict(DEFAULT_EMOTION_AUS)
 

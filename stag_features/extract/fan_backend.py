@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from schemas.face_config import FaceConfig
-from stag_features.face import FaceDetection, LandmarkBackend, shrink_for_detection
+from stag_features.extract.face import FaceDetection, LandmarkBackend, shrink_for_detection
 
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
 S3FD_WEIGHTS = "s3fd-619a316812.pth"

@@ -17,7 +17,7 @@ weights are computed from it exactly as the pipeline does for real faces.
 The time axis holds two entries, onset (position 0, motion 0) and apex
 (position 1, the mean flow magnitude); frame numbers are unknown (-1).
 
-    python -m stag_features.composite_import \\
+    python -m stag_features.ingest.composite \\
         --annotations ../shared/data/annotations/megc2019/combined_3class_gt.csv \\
         --flow-dir ../shared/data/megc2019_flow --out stores/megc2019.zarr
 """
@@ -42,14 +42,14 @@ from schemas.store_spec import StoreLayout
 from stag_features.adapters import load_dataset
 from stag_features.adapters.base import entry_schemes
 from stag_features.adapters.megc2019 import flow_image
-from stag_features.aus import au_names, flow_au_cue
+from stag_features.extract.aus import au_names, flow_au_cue
 from stag_features.errors import SampleError
-from stag_features.graph import au_roi_sets, dynamic_edge_weights
-from stag_features.ingest_plan import SampleOutcome, RunSummary, needs_compute
-from stag_features.roi_features import roi_features
-from stag_features.store import allocate_slots, ensure_store, slot_states
-from stag_features.store_slots import SlotWriter
-from stag_features.store_identity import StoreIdentity, with_recorded_hash
+from stag_features.extract.graph import au_roi_sets, dynamic_edge_weights
+from stag_features.ingest.plan import SampleOutcome, RunSummary, needs_compute
+from stag_features.extract.roi_features import roi_features
+from stag_features.store.writer import allocate_slots, ensure_store, slot_states
+from stag_features.store.slots import SlotWriter
+from stag_features.store.identity import StoreIdentity, with_recorded_hash
 
 PRODUCER = "composite_import"
 # the PipelineConfig sections an import uses; the store records and hashes only these
@@ -65,7 +65,7 @@ def composite_pipeline_config(base: PipelineConfig | None = None) -> PipelineCon
 def composite_identity(entry: DatasetEntry, config: PipelineConfig, imp: CompositeImportConfig) -> StoreIdentity:
     """Store identity of a composite import: the import config and the pipeline sections it uses,
     hashed together (face, alignment, motion and TV-L1 parameters play no part)."""
-    from stag_features.rois import roi_names, static_edges
+    from stag_features.extract.rois import roi_names, static_edges
 
     used = without_execution(config.model_dump(mode="json", by_alias=True))
     combined = {"composite_import": imp.model_dump(mode="json"), **{k: used[k] for k in USED_SECTIONS}}
@@ -99,7 +99,7 @@ def read_flow_image(path: Path, imp: CompositeImportConfig, sample: str) -> tupl
 def composite_features(record: SampleRecord, image: Path, config: PipelineConfig,
                        imp: CompositeImportConfig) -> SampleFeatures:
     """Every store array of one composite sample, from its flow image and the landmark template."""
-    from stag_features.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
+    from stag_features.extract.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -210,7 +210,7 @@ def import_composite(entry: DatasetEntry, store: str | Path, flow_dir: Path, con
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stag_features.composite_import", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stag_features.ingest.composite", description=__doc__.split("\n")[0])
     parser.add_argument("--annotations", type=Path, required=True, help="combined_3class_gt.csv")
     parser.add_argument("--flow-dir", type=Path, required=True, help="folder of '<subject>_<clip> .png' flow images")
     parser.add_argument("--out", type=Path, required=True, help="store path (a .zarr folder)")

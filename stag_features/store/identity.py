@@ -5,7 +5,7 @@ read-only checks against what an existing store recorded.
 config that differs only in execution-only fields (``schemas.pipeline_config.
 EXECUTION_ONLY``) is the same computation, and ``adopted`` lets a run take
 the store's own recorded config and hash for it. ``check_store`` is the
-read-only twin of ``stag_features.store.ensure_store``, which creates or
+read-only twin of ``stag_features.store.writer.ensure_store``, which creates or
 rebuilds stores (the only writer).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import zarr
 from schemas.pipeline_config import without_execution
 from schemas.store_config import StoreConfig
 from schemas.store_spec import SCHEMA_VERSION, StoreLayout
-from stag_features.store_lock import store_lock
+from stag_features.store.lock import store_lock
 
 
 class StoreMismatchError(ValueError):
@@ -31,7 +31,7 @@ class StoreIdentity:
     """What a store is built from; two runs may share a store only if these agree."""
 
     dataset: str
-    producer: str  # "pipeline" (stag_features.sample_pipeline) or "composite_import"
+    producer: str  # "pipeline" (stag_features.extract.sample_pipeline) or "composite_import"
     config: dict  # the full producing config, as JSON
     config_hash: str
     layout: StoreLayout

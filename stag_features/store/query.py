@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from schemas.store_spec import GROUP_ARRAYS, SAMPLE_ARRAYS
-from stag_features.store_lock import store_lock
+from stag_features.store.lock import store_lock
 
 # group arrays that become index coordinates of their dimension
 _NAME_COORDS = {"roi_name": "roi", "au_name": "au", "scheme_name": "scheme"}

@@ -1,0 +1,1 @@
+"""Figures of stored and extracted features for people to look at (``stag inspect``)."""

@@ -1,0 +1,1 @@
+"""The feature store: the only code that touches Zarr."""
