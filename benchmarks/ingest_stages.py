@@ -37,13 +37,13 @@ STAGES = ("decode", "face", "align", "motion", "tvl1", "strain", "rois", "aus", 
 
 
 def _store_for(path: Path, config, schemes: dict[str, tuple[str, ...]]) -> str:
-    from stag_features.ingest.steps import PRODUCER, FLOW_UNITS, pipeline_layout
+    from stag_features.ingest.producers import PipelineProducer, pipeline_layout
     from stag_features.store.writer import ensure_store
     from stag_features.store.identity import StoreIdentity
 
-    identity = StoreIdentity(dataset="bench", producer=PRODUCER, config=config.provenance(),
+    identity = StoreIdentity(dataset="bench", producer=PipelineProducer.kind, config=config.provenance(),
                              config_hash=config.config_hash(), layout=pipeline_layout(config, schemes),
-                             store_config=config.store, flow_units=FLOW_UNITS)
+                             store_config=config.store, flow_units=PipelineProducer.flow_units)
     ensure_store(path, identity)
     return str(path)
 

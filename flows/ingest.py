@@ -1,6 +1,7 @@
 """``ingest_dataset``: one catalog dataset into its Zarr feature store.
 
-Steps: read the catalog entry and the pipeline config -> prepare (adapter,
+Steps: read the catalog entry and the producer of its samples (the video
+pipeline, or precomputed flow images: one path for both) -> prepare (adapter,
 store, slots, skip decisions; bad sheet rows recorded) -> the samples to
 compute, in batches, one task per batch -> summary (terminal table +
 markdown artifact).
@@ -27,8 +28,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
-
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -40,9 +39,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cluster import local_cluster, local_cluster_kwargs, started_cluster
 from schemas.catalog import DatasetEntry
-from schemas.pipeline_config import PipelineConfig
 from stag_features.ingest.plan import RunSummary, SampleOutcome, guided_batches
-from stag_features.ingest.steps import IngestPlan, WorkItem, prepare_ingest, resolve_dataset, uses_flow_images
+from stag_features.ingest.producers import Producer
+from stag_features.ingest.steps import IngestPlan, WorkItem, prepare_ingest, resolve_producer
 from stag_features.ingest.sample_steps import (
     clips_to_split,
     finish_split,
@@ -61,18 +60,8 @@ DEFAULT_THREADS = os.cpu_count() or 1
 
 
 @task(name="prepare-ingest")
-def prepare_task(entry: DatasetEntry, config_json: str, force: bool, only: list[str] | None) -> IngestPlan:
-    return prepare_ingest(entry, PipelineConfig.model_validate_json(config_json), force,
-                          only=set(only) if only is not None else None)
-
-
-@task(name="import-flow-images")
-def import_flow_images_task(entry: DatasetEntry, config_json: str, force: bool) -> RunSummary:
-    """A dataset of precomputed flow images (the MEGC 2019 composite) imported into its store."""
-    from stag_features.ingest.composite import import_composite
-
-    return import_composite(entry, entry.store, Path(str(entry.options["flow_dir"])),
-                            PipelineConfig.model_validate_json(config_json), force=force)
+def prepare_task(entry: DatasetEntry, producer: Producer, force: bool, only: list[str] | None) -> IngestPlan:
+    return prepare_ingest(entry, producer, force, only=set(only) if only is not None else None)
 
 
 def _batch_run_name() -> str:
@@ -81,10 +70,9 @@ def _batch_run_name() -> str:
 
 
 @task(name="ingest-batch", task_run_name=_batch_run_name)
-def ingest_batch_task(store: str, items: list[WorkItem], config_json: str) -> list[SampleOutcome]:
+def ingest_batch_task(store: str, items: list[WorkItem], producer: Producer) -> list[SampleOutcome]:
     """The samples of one batch in turn; one sample's failure never stops the others."""
-    config = PipelineConfig.model_validate_json(config_json)
-    return [ingest_sample_with_retries(store, item, config) for item in items]
+    return [ingest_sample_with_retries(store, item, producer) for item in items]
 
 
 def _split_run_name() -> str:
@@ -98,21 +86,21 @@ _SPLIT_TASK = {"task_run_name": _split_run_name, "cache_policy": NO_CACHE, "pers
 
 
 @task(name="clip-prepare", **_SPLIT_TASK)
-def prepare_clip_task(store: str, item: WorkItem, config_json: str):
+def prepare_clip_task(store: str, item: WorkItem, producer: Producer):
     """A split clip's decode, landmarks, alignment and motion (or its recorded failure)."""
-    return prepare_split(store, item, PipelineConfig.model_validate_json(config_json))
+    return prepare_split(store, item, producer)
 
 
 @task(name="clip-pairs", **_SPLIT_TASK)
-def clip_pairs_task(store: str, item: WorkItem, prepared, chunk: int, config_json: str):
+def clip_pairs_task(store: str, item: WorkItem, prepared, chunk: int, producer: Producer):
     """TV-L1 and strain of one chunk of a split clip's pairs."""
-    return split_pairs(store, item, prepared, chunk, PipelineConfig.model_validate_json(config_json))
+    return split_pairs(store, item, prepared, chunk, producer)
 
 
 @task(name="clip-finish", **_SPLIT_TASK)
-def finish_clip_task(store: str, item: WorkItem, prepared, parts: list, config_json: str) -> list[SampleOutcome]:
+def finish_clip_task(store: str, item: WorkItem, prepared, parts: list, producer: Producer) -> list[SampleOutcome]:
     """ROIs, AUs, graph and the write of a split clip: its outcome (a one-item list, like a batch's)."""
-    return [finish_split(store, item, prepared, parts, PipelineConfig.model_validate_json(config_json))]
+    return [finish_split(store, item, prepared, parts, producer)]
 
 
 def _parallelism() -> int:
@@ -124,28 +112,27 @@ def _parallelism() -> int:
     return min(getattr(runner, "_max_workers", DEFAULT_THREADS), DEFAULT_THREADS)
 
 
-def _submit_split(plan: IngestPlan, items: list[WorkItem], config: PipelineConfig, config_json: str) -> list:
+def _submit_split(plan: IngestPlan, items: list[WorkItem], producer: Producer) -> list:
     """The tasks of each split clip, prepares first (longest clip first), then pair chunks, then
     finishes, so that a worker waits on nothing earlier work does not already hold: the finish futures."""
-    prepared = [prepare_clip_task.submit(plan.store, item, config_json) for item in items]
-    parts = [[clip_pairs_task.submit(plan.store, item, clip, chunk, config_json)
-              for chunk in range(pair_chunk_count(config))] for item, clip in zip(items, prepared)]
-    return [finish_clip_task.submit(plan.store, item, clip, chunks, config_json)
+    prepared = [prepare_clip_task.submit(plan.store, item, producer) for item in items]
+    parts = [[clip_pairs_task.submit(plan.store, item, clip, chunk, producer)
+              for chunk in range(pair_chunk_count(producer))] for item, clip in zip(items, prepared)]
+    return [finish_clip_task.submit(plan.store, item, clip, chunks, producer)
             for item, clip, chunks in zip(items, prepared, parts)]
 
 
-def _run_batches(plan: IngestPlan, config: PipelineConfig, logger) -> list[SampleOutcome]:
+def _run_batches(plan: IngestPlan, producer: Producer, logger) -> list[SampleOutcome]:
     """Submit the plan's work: long clips split, the others in batches; outcomes as tasks finish
     (progress in the log)."""
     if not plan.work:
         return []  # no task: a Dask cluster is not even started
-    config_json = config.model_dump_json(by_alias=True)
     parallelism = _parallelism()
-    whole, split = clips_to_split(plan.work, parallelism, config)
-    split = with_input_hashes(split)  # a split clip's three kinds of task share one item
+    whole, split = clips_to_split(plan.work, parallelism, producer)
+    split = with_input_hashes(split, producer)  # a split clip's three kinds of task share one item
     batches = guided_batches(whole, parallelism, cost=work_cost)
-    futures = _submit_split(plan, split, config, config_json)
-    futures += [ingest_batch_task.submit(plan.store, batch, config_json) for batch in batches]
+    futures = _submit_split(plan, split, producer)
+    futures += [ingest_batch_task.submit(plan.store, batch, producer) for batch in batches]
     by_id = {future.task_run_id: batch for future, batch in zip(futures, [[item] for item in split] + batches)}
     outcomes: list[SampleOutcome] = []
     for future in as_completed(futures):
@@ -167,14 +154,11 @@ def ingest_dataset(catalog: str, dataset: str, force: bool = False, config_path:
     """Ingest ``dataset`` of ``catalog``; returns counts (ok, skipped, failed, bad_rows)."""
     started = time.perf_counter()
     logger = get_run_logger()
-    entry, config = resolve_dataset(catalog, dataset, config_path)
-    if uses_flow_images(entry):  # precomputed flow (MEGC 2019 composite): an import, no extraction
-        summary = import_flow_images_task(entry, config.model_dump_json(by_alias=True), force)
-        return _report(summary, dataset)
-    plan = prepare_task(entry, config.model_dump_json(by_alias=True), force, only)
+    entry, producer = resolve_producer(catalog, dataset, config_path)
+    plan = prepare_task(entry, producer, force, only)
     logger.info("store %s (%s): %d samples to compute, %d settled without computing, %d bad sheet rows",
                 plan.store, plan.store_state, len(plan.work), len(plan.decided), plan.bad_rows)
-    outcomes = _run_batches(plan, config, logger)
+    outcomes = _run_batches(plan, producer, logger)
     summary = RunSummary(dataset, plan.store, plan.decided + outcomes, plan.bad_rows, time.perf_counter() - started)
     return _report(summary, dataset)
 

@@ -13,12 +13,12 @@ from prefect import flow, get_run_logger, task
 
 from flows.ingest import ingest_dataset
 from schemas.catalog import load_catalog
-from stag_features.ingest.steps import resolve_dataset, stale_reason
+from stag_features.ingest.steps import resolve_producer, stale_reason
 
 
 @task(name="check-store")
 def check_store_task(catalog: str, dataset: str) -> str | None:
-    return stale_reason(*resolve_dataset(catalog, dataset))
+    return stale_reason(*resolve_producer(catalog, dataset))
 
 
 @flow(name="ingest_catalog", log_prints=True)

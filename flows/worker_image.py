@@ -4,6 +4,6 @@ the default landmark model already in memory, instead of loading them itself. No
 start a thread: the server forks each worker from this state."""
 import flows.worker_preload  # noqa: F401 - Prefect, the ingest tasks, OpenCV, dlib, zarr and every stage
 from schemas.pipeline_config import PipelineConfig
-from stag_features.ingest.sample_steps import warm_backend
+from stag_features.ingest.producers import warm_backend
 
 warm_backend(PipelineConfig())  # each worker's first task with the default face config takes this one

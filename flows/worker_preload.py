@@ -17,7 +17,7 @@ from distributed.core import Status
 import flows.ingest  # noqa: F401 - Prefect and the ingest tasks
 import stag_features.extract.sample_pipeline  # noqa: F401 - OpenCV, dlib, zarr and every stage
 from schemas.pipeline_config import PipelineConfig
-from stag_features.ingest.sample_steps import warm_backend
+from stag_features.ingest.producers import warm_backend
 
 REGISTRATION_POLL_S = 0.05  # how often the warming thread looks whether the worker has registered
 REGISTRATION_WAIT_S = 60.0  # a worker that has not registered by then is not worth warming

@@ -15,7 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SCHEMA_VERSION = 1
 
 # dimensions whose size never changes
-FIXED_DIMS: dict[str, int] = {"uv": 2, "landmark": 68, "xy": 2, "bound": 4, "stat": 4, "end": 2}
+# the ROI statistics along ``stat``, in order: written by stag_features.extract.roi_features,
+# read by name (``ROI_STAT_NAMES.index("dominant_direction")``), never by a hard-coded position
+ROI_STAT_NAMES: tuple[str, ...] = ("mean_u", "mean_v", "mean_magnitude", "dominant_direction")
+
+FIXED_DIMS: dict[str, int] = {"uv": 2, "landmark": 68, "xy": 2, "bound": 4, "stat": len(ROI_STAT_NAMES), "end": 2}
+
+# array names used by the writer and the readers alike
+SAMPLE_ID, SUBJECT, CLIP, EMOTION = "sample_id", "subject", "clip", "emotion"
+ONSET, APEX, OFFSET, LABEL, AU_TRUTH = "onset", "apex", "offset", "label", "au_truth"
+N_TIME, FRAME_NUMBERS, MOTION_CURVE, RANKED_FRAMES = "n_time", "frame_numbers", "motion_curve", "ranked_frames"
+HEAD_MOTION, APEX_ESTIMATED, APEX_ANNOTATED = "head_motion", "apex_estimated", "apex_annotated"
+SELECTED_FRAMES, FLOW, STRAIN = "selected_frames", "flow", "strain"
+ONSET_FACE, LANDMARKS_ONSET, LANDMARKS_APEX, ROI_BOXES = "onset_face", "landmarks_onset", "landmarks_apex", "roi_boxes"
+ROI_PATCHES, ROI_STATS, AU_ACTIVATION, EDGE_WEIGHT = "roi_patches", "roi_stats", "au_activation", "edge_weight"
+INPUT_HASH, CONFIG_HASH, COMMITTED = "input_hash", "config_hash", "committed"
+FAILURE_STAGE, FAILURE_REASON, FAILURE_TIME = "failure_stage", "failure_reason", "failure_time"
+ROI_NAME, AU_NAME, SCHEME_NAME, EDGE_INDEX = "roi_name", "au_name", "scheme_name", "edge_index"
+# what a model reads of every sample (float arrays along frame)
+FEATURE_ARRAYS: tuple[str, ...] = (FLOW, STRAIN, ROI_PATCHES, ROI_STATS, AU_ACTIVATION, EDGE_WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -37,52 +55,52 @@ def _a(name: str, dims: tuple[str, ...], dtype: str, description: str) -> ArrayS
 # per-sample arrays -------------------------------------------------------
 SAMPLE_ARRAYS: tuple[ArraySpec, ...] = (
     # identity and labels
-    _a("sample_id", ("sample",), "str", "subject/clip, unique in the dataset; written when the slot is allocated"),
-    _a("subject", ("sample",), "str", "subject id as in the sheet"),
-    _a("clip", ("sample",), "str", "clip id as in the sheet"),
-    _a("emotion", ("sample",), "str", "raw emotion label from the sheet"),
-    _a("onset", ("sample",), "int32", "onset frame number (sheet), -1 if none"),
-    _a("apex", ("sample",), "int32", "apex frame number (sheet), -1 if none"),
-    _a("offset", ("sample",), "int32", "offset frame number (sheet), -1 if none"),
-    _a("label", ("sample", "scheme"), "int16", "class index per class scheme, -1 if excluded"),
-    _a("au_truth", ("sample", "au"), "int8", "ground-truth AU from the sheet: 1, 0, or -1 unknown"),
+    _a(SAMPLE_ID, ("sample",), "str", "subject/clip, unique in the dataset; written when the slot is allocated"),
+    _a(SUBJECT, ("sample",), "str", "subject id as in the sheet"),
+    _a(CLIP, ("sample",), "str", "clip id as in the sheet"),
+    _a(EMOTION, ("sample",), "str", "raw emotion label from the sheet"),
+    _a(ONSET, ("sample",), "int32", "onset frame number (sheet), -1 if none"),
+    _a(APEX, ("sample",), "int32", "apex frame number (sheet), -1 if none"),
+    _a(OFFSET, ("sample",), "int32", "offset frame number (sheet), -1 if none"),
+    _a(LABEL, ("sample", "scheme"), "int16", "class index per class scheme, -1 if excluded"),
+    _a(AU_TRUTH, ("sample", "au"), "int8", "ground-truth AU from the sheet: 1, 0, or -1 unknown"),
     # motion over all frames
-    _a("n_time", ("sample",), "int32", "number of valid entries along time"),
-    _a("frame_numbers", ("sample", "time"), "int32", "frame number of each analysed frame, -1 padding"),
-    _a("motion_curve", ("sample", "time"), "float32", "motion relative to onset, NaN padding"),
-    _a("ranked_frames", ("sample", "time"), "int32", "time positions by decreasing motion, -1 padding"),
-    _a("head_motion", ("sample", "time"), "float32", "residual head motion (px), NaN padding"),
-    _a("apex_estimated", ("sample",), "int32", "time position of the estimated apex"),
-    _a("apex_annotated", ("sample",), "int32", "time position of the sheet's apex, -1 if none"),
+    _a(N_TIME, ("sample",), "int32", "number of valid entries along time"),
+    _a(FRAME_NUMBERS, ("sample", "time"), "int32", "frame number of each analysed frame, -1 padding"),
+    _a(MOTION_CURVE, ("sample", "time"), "float32", "motion relative to onset, NaN padding"),
+    _a(RANKED_FRAMES, ("sample", "time"), "int32", "time positions by decreasing motion, -1 padding"),
+    _a(HEAD_MOTION, ("sample", "time"), "float32", "residual head motion (px), NaN padding"),
+    _a(APEX_ESTIMATED, ("sample",), "int32", "time position of the estimated apex"),
+    _a(APEX_ANNOTATED, ("sample",), "int32", "time position of the sheet's apex, -1 if none"),
     # selected frames and flow
-    _a("selected_frames", ("sample", "frame"), "int32", "time positions of the K selected frames"),
-    _a("flow", ("sample", "frame", "uv", "y", "x"), "flow", "TV-L1 flow onset -> frame (units: attr flow_units)"),
-    _a("strain", ("sample", "frame", "y", "x"), "flow", "optical strain magnitude"),
+    _a(SELECTED_FRAMES, ("sample", "frame"), "int32", "time positions of the K selected frames"),
+    _a(FLOW, ("sample", "frame", "uv", "y", "x"), "flow", "TV-L1 flow onset -> frame (units: attr flow_units)"),
+    _a(STRAIN, ("sample", "frame", "y", "x"), "flow", "optical strain magnitude"),
     # face
-    _a("onset_face", ("sample", "y", "x"), "uint8", "aligned grayscale onset frame"),
-    _a("landmarks_onset", ("sample", "landmark", "xy"), "float32", "68 landmarks on the aligned onset"),
-    _a("landmarks_apex", ("sample", "landmark", "xy"), "float32", "68 landmarks on the aligned apex"),
-    _a("roi_boxes", ("sample", "roi", "bound"), "float32", "x0, y0, x1, y1 per ROI"),
+    _a(ONSET_FACE, ("sample", "y", "x"), "uint8", "aligned grayscale onset frame"),
+    _a(LANDMARKS_ONSET, ("sample", "landmark", "xy"), "float32", "68 landmarks on the aligned onset"),
+    _a(LANDMARKS_APEX, ("sample", "landmark", "xy"), "float32", "68 landmarks on the aligned apex"),
+    _a(ROI_BOXES, ("sample", "roi", "bound"), "float32", "x0, y0, x1, y1 per ROI"),
     # ROI, AU, graph
-    _a("roi_patches", ("sample", "frame", "roi", "uv", "py", "px"), "flow", "ROI flow patches"),
-    _a("roi_stats", ("sample", "frame", "roi", "stat"), "float32", "mean u, mean v, mean magnitude, direction"),
-    _a("au_activation", ("sample", "frame", "au"), "float32", "flow-derived AU cue per selected frame"),
-    _a("edge_weight", ("sample", "frame", "edge"), "float32", "AU-guided dynamic edge weights"),
+    _a(ROI_PATCHES, ("sample", "frame", "roi", "uv", "py", "px"), "flow", "ROI flow patches"),
+    _a(ROI_STATS, ("sample", "frame", "roi", "stat"), "float32", "ROI_STAT_NAMES: mean u, mean v, mean magnitude, dominant direction (rad)"),
+    _a(AU_ACTIVATION, ("sample", "frame", "au"), "float32", "flow-derived AU cue per selected frame"),
+    _a(EDGE_WEIGHT, ("sample", "frame", "edge"), "float32", "AU-guided dynamic edge weights"),
     # provenance, failures and commit
-    _a("input_hash", ("sample",), "str", "sha256 of the sample's inputs (record + frame bytes)"),
-    _a("config_hash", ("sample",), "str", "PipelineConfig hash the sample was computed (or failed) with"),
-    _a("failure_stage", ("sample",), "str", "stage that failed, '' if the last attempt succeeded"),
-    _a("failure_reason", ("sample",), "str", "why it failed, '' if the last attempt succeeded"),
-    _a("failure_time", ("sample",), "str", "UTC ISO time of the failure, '' if none"),
-    _a("committed", ("sample",), "bool", "written last; readers see only committed samples"),
+    _a(INPUT_HASH, ("sample",), "str", "sha256 of the sample's inputs (record + frame bytes)"),
+    _a(CONFIG_HASH, ("sample",), "str", "PipelineConfig hash the sample was computed (or failed) with"),
+    _a(FAILURE_STAGE, ("sample",), "str", "stage that failed, '' if the last attempt succeeded"),
+    _a(FAILURE_REASON, ("sample",), "str", "why it failed, '' if the last attempt succeeded"),
+    _a(FAILURE_TIME, ("sample",), "str", "UTC ISO time of the failure, '' if none"),
+    _a(COMMITTED, ("sample",), "bool", "written last; readers see only committed samples"),
 )
 
 # group-level arrays ----------------------------------------------------------
 GROUP_ARRAYS: tuple[ArraySpec, ...] = (
-    _a("roi_name", ("roi",), "str", "ROI names in order"),
-    _a("au_name", ("au",), "str", "AU names in order, e.g. AU12"),
-    _a("scheme_name", ("scheme",), "str", "class scheme names in order"),
-    _a("edge_index", ("edge", "end"), "int32", "ROI index pairs of the graph's edges (undirected)"),
+    _a(ROI_NAME, ("roi",), "str", "ROI names in order"),
+    _a(AU_NAME, ("au",), "str", "AU names in order, e.g. AU12"),
+    _a(SCHEME_NAME, ("scheme",), "str", "class scheme names in order"),
+    _a(EDGE_INDEX, ("edge", "end"), "int32", "ROI index pairs of the graph's edges (undirected)"),
 )
 
 REQUIRED_ATTRS: tuple[str, ...] = (

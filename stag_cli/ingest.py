@@ -52,12 +52,10 @@ def settled_run(args: argparse.Namespace) -> int | None:
     when the flow must run. Raises what the flow would raise before writing (a refused config)."""
     started = time.perf_counter()
     from stag_features.ingest.plan import RunSummary
-    from stag_features.ingest.steps import resolve_dataset, settled_plan, uses_flow_images
+    from stag_features.ingest.steps import resolve_producer, settled_plan
 
-    entry, config = resolve_dataset(args.catalog, args.dataset, args.config)
-    if uses_flow_images(entry):  # the composite import decides inside its own task
-        return None
-    plan = settled_plan(entry, config)
+    entry, producer = resolve_producer(args.catalog, args.dataset, args.config)
+    plan = settled_plan(entry, producer)
     if plan is None:
         return None
     summary = RunSummary(args.dataset, plan.store, plan.decided, plan.bad_rows, time.perf_counter() - started)

@@ -10,21 +10,14 @@ import argparse
 import json
 from pathlib import Path
 
-import zarr
-
-from stag_features.store.writer import slot_states
+from stag_features.store.reader import read_metadata
 from stag_features.store.validate import validate_store
-
-
-def _open_attrs(path: Path) -> dict:
-    if not (path / "zarr.json").is_file():
-        raise FileNotFoundError(f"no feature store at {path} (zarr.json missing)")
-    return dict(zarr.open_group(str(path), mode="r").attrs)
+from stag_features.store.writer import slot_states
 
 
 def show_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
-    attrs = _open_attrs(path)
+    attrs = read_metadata(path).attrs
     if args.config:  # only the config, as JSON (valid YAML): stag-ingest --config accepts it
         print(json.dumps(attrs.get("pipeline_config"), indent=1, sort_keys=True))
         return 0

@@ -23,22 +23,25 @@ import re
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import zarr
 from torch.utils.data import get_worker_info
 
 from schemas.model_config import DataConfig
+from schemas.store_spec import AU_TRUTH, FEATURE_ARRAYS, ROI_STAT_NAMES, SAMPLE_ID, SUBJECT
+from stag_features.store import StoreReader, open_stores
+from stag_features.store.rows import float32_empty
 from stag_model.model import StagBatch
-from stag_model.streaming import (BatchLoader, Passes, SharedArena, as_tensor, float32_empty, in_background, pinned,
-                                  read_rows, resolve_workers)
+from stag_model.streaming import (BatchLoader, Passes, SharedArena, as_tensor, in_background, pinned,
+                                  resolve_workers)
 
-FEATURE_ARRAYS = ("flow", "strain", "roi_patches", "roi_stats", "au_activation", "edge_weight")
-DIRECTION_STAT = 3  # roi_stats: mean u, mean v, mean magnitude, direction (rad) -> (cos, sin) at read time
-STAT_NAMES = ("mean_u", "mean_v", "mean_magnitude", "direction_cos", "direction_sin")
-FLIP_NEGATED_STATS = (0, 3)  # mean u and cos(direction) change sign under a horizontal flip
+# roi_stats as the model sees them: the store's dominant direction (rad) becomes (cos, sin) at read time
+DIRECTION_STAT = ROI_STAT_NAMES.index("dominant_direction")
+STAT_NAMES = (*ROI_STAT_NAMES[:DIRECTION_STAT], "direction_cos", "direction_sin", *ROI_STAT_NAMES[DIRECTION_STAT + 1:])
+# mean u and cos(direction) change sign under a horizontal flip
+FLIP_NEGATED_STATS = (STAT_NAMES.index("mean_u"), STAT_NAMES.index("direction_cos"))
 
 
 @dataclass(frozen=True)
@@ -116,23 +119,23 @@ def centre_on_median(out: dict[str, np.ndarray]) -> None:
         out["roi_stats"][..., :2] -= median[:, :, None, :, 0, 0]  # mean u, mean v: (N, K, R, 2) - (N, K, 1, 2)
 
 
-def read_samples(arrays: zarr.Group | Mapping[str, zarr.Array], slots: np.ndarray, config: DataConfig,
+def read_samples(reader: StoreReader, slots: np.ndarray, config: DataConfig,
                  empty: Callable = float32_empty) -> dict[str, np.ndarray]:
     """Feature arrays of the given slots (in the order given), float32, centred if configured, direction
-    as (cos, sin), grid ROIs when the store has none. ``arrays``: a store's group,
-    or its feature arrays by name (opened once, read many times); ``empty(shape)``
-    allocates the results read from the store."""
-    out = {name: read_rows(arrays[name], slots, empty) for name in FEATURE_ARRAYS}
+    as (cos, sin), grid ROIs when the store has none. ``empty(shape)`` allocates the results read
+    from the store."""
+    out = {name: reader.read(name, slots, empty) for name in FEATURE_ARRAYS}
     if config.centre_flow:
         centre_on_median(out)
     if out["roi_patches"].shape[2] == 0:
         out["roi_patches"], out["roi_stats"] = grid_roi_features(out["flow"], config.grid_rois)
         out["edge_weight"] = np.ones(out["flow"].shape[:2] + (len(grid_graph(config.grid_rois)[1]),), np.float32)
     stats = out["roi_stats"]
-    out["roi_stats"] = empty((*stats.shape[:-1], DIRECTION_STAT + 2))
+    out["roi_stats"] = empty((*stats.shape[:-1], len(STAT_NAMES)))  # (N, K, R, S + 1)
     out["roi_stats"][..., :DIRECTION_STAT] = stats[..., :DIRECTION_STAT]
     out["roi_stats"][..., DIRECTION_STAT] = np.cos(stats[..., DIRECTION_STAT])
     out["roi_stats"][..., DIRECTION_STAT + 1] = np.sin(stats[..., DIRECTION_STAT])
+    out["roi_stats"][..., DIRECTION_STAT + 2:] = stats[..., DIRECTION_STAT + 1:]
     return out
 
 
@@ -140,8 +143,8 @@ def read_samples(arrays: zarr.Group | Mapping[str, zarr.Array], slots: np.ndarra
 class StoreSamples:
     """Identity, labels and graph of the samples a run uses (features are read by a source)."""
 
-    paths: list[Path]
-    slots: list[np.ndarray]  # per store: raw slots of the used samples
+    readers: list[StoreReader]  # one per store, in the order given
+    slots: list[np.ndarray]  # per store: slots of the used samples
     sample_ids: np.ndarray  # (N,) str
     subjects: np.ndarray  # (N,) str, prefixed by dataset when several stores are read
     datasets: np.ndarray  # (N,) str
@@ -152,69 +155,67 @@ class StoreSamples:
     frames: int
     feature_bytes: int  # float32 bytes of every feature array of every sample
 
+    @property
+    def paths(self) -> list[Path]:
+        return [reader.path for reader in self.readers]
+
     def __len__(self) -> int:
         return len(self.labels)
 
 
+def _store_graph(reader: StoreReader, config: DataConfig) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
+    """(ROI names, AU names, edges (E, 2)) a store gives the model: a g x g grid of cells without ROIs."""
+    meta = reader.metadata
+    if not meta.roi_names:
+        names, edges, _ = grid_graph(config.grid_rois)
+        return names, meta.au_names, edges
+    return meta.roi_names, meta.au_names, meta.edge_index
+
+
 def open_samples(paths: list[str | Path], config: DataConfig) -> StoreSamples:
     """Committed samples labelled under ``config.scheme`` in every store."""
-    if not paths:
-        raise ValueError("no store given; pass at least one --store")
     parts, reference = [], None
-    for path in map(Path, paths):
-        if not (path / "zarr.json").exists():
-            raise FileNotFoundError(f"no feature store at {path} (zarr.json missing); build one with stag-ingest")
-        group = zarr.open_group(str(path), mode="r")
-        attrs = group.attrs
-        schemes = dict(attrs.get("class_schemes", {}))
-        if config.scheme not in schemes:
-            raise KeyError(f"store {path} has no class scheme {config.scheme!r}; it has {sorted(schemes)}")
-        scheme_names = [str(s) for s in group["scheme_name"][:]]
-        labels = np.asarray(group["label"][:, scheme_names.index(config.scheme)], dtype=np.int64)
-        keep = np.flatnonzero(np.asarray(group["committed"][:], dtype=bool) & (labels >= 0))
+    for reader in open_stores(paths):
+        meta = reader.metadata
+        keep, labels = reader.labelled(config.scheme)
         if keep.size == 0:
-            raise ValueError(f"store {path}: no committed sample carries a label of scheme {config.scheme!r}")
-        roi_names = tuple(str(n) for n in group["roi_name"][:])
-        edges = np.asarray(group["edge_index"][:], dtype=np.int64).reshape(-1, 2)
-        if not roi_names:
-            roi_names, edges, _ = grid_graph(config.grid_rois)
-        ident = (roi_names, tuple(str(a) for a in group["au_name"][:]), edges.tolist(), tuple(schemes[config.scheme]))
+            raise ValueError(f"store {reader.path}: no committed sample carries a label of scheme {config.scheme!r}")
+        roi_names, au_names, edges = _store_graph(reader, config)
+        ident = (roi_names, au_names, edges.tolist(), meta.class_schemes[config.scheme])
         if reference is not None and ident != reference[1]:
-            raise ValueError(f"store {path} differs from {reference[0]} in ROIs, AUs, edges or the classes of "
+            raise ValueError(f"store {reader.path} differs from {reference[0]} in ROIs, AUs, edges or the classes of "
                              f"{config.scheme!r}; only stores built with the same graph can be trained together")
-        reference = reference or (path, ident)
-        k, h, w = group["flow"].shape[1], group["flow"].shape[3], group["flow"].shape[4]
-        parts.append(dict(path=path, group=group, keep=keep, labels=labels[keep], khw=(k, h, w),
-                          dataset=str(attrs.get("dataset", path.stem))))
+        reference = reference or (reader.path, ident)
+        khw = (meta.layout.frames, meta.layout.height, meta.layout.width)
+        parts.append(dict(reader=reader, keep=keep, labels=labels, khw=khw, dataset=meta.dataset))
     if len({p["khw"] for p in parts}) > 1:
-        raise ValueError("stores differ in frames or flow size: " + ", ".join(f"{p['path']}: (K, H, W)={p['khw']}"
-                                                                          for p in parts))
+        raise ValueError("stores differ in frames or flow size: " + ", ".join(
+            f"{p['reader'].path}: (K, H, W)={p['khw']}" for p in parts))
     roi_names, au_names, edges, class_names = reference[1]
     edge_index = np.array(edges, dtype=np.int64).reshape(-1, 2)
     roi_mirror = mirror_positions(roi_names)
     edge_mirror = (edge_mirror_positions(edge_index, roi_mirror, str(reference[0])) if config.flip_probability > 0
                    else np.arange(len(edge_index)))
     graph = GraphSpec(roi_names, au_names, edge_index, roi_mirror, edge_mirror, mirror_positions(au_names),
-                      grid=parts[0]["group"]["roi_name"].shape[0] == 0)
+                      grid=not parts[0]["reader"].metadata.roi_names)
     several = len(parts) > 1
     names = [p["dataset"] for p in parts]
     for p in parts:  # two stores of one dataset name stay distinguishable (leave-one-dataset-out)
         if names.count(p["dataset"]) > 1:
-            p["dataset"] = f"{p['dataset']}:{p['path'].stem}"
+            p["dataset"] = f"{p['dataset']}:{p['reader'].path.stem}"
     ids, subjects, datasets = [], [], []
     for p in parts:
-        g = p["group"]
-        ids.append(np.array([str(s) for s in g["sample_id"].oindex[p["keep"]]]))
-        subj = np.array([str(s) for s in g["subject"].oindex[p["keep"]]])
+        ids.append(p["reader"].column(SAMPLE_ID, p["keep"]))
+        subj = p["reader"].column(SUBJECT, p["keep"])
         subjects.append(np.char.add(f"{p['dataset']}/", subj) if several else subj)
         datasets.append(np.full(len(p["keep"]), p["dataset"]))
-    probe = read_samples(parts[0]["group"], parts[0]["keep"][:1], config)
+    probe = read_samples(parts[0]["reader"], parts[0]["keep"][:1], config)
     n = sum(len(p["keep"]) for p in parts)
     return StoreSamples(
-        paths=[p["path"] for p in parts], slots=[p["keep"] for p in parts], sample_ids=np.concatenate(ids),
+        readers=[p["reader"] for p in parts], slots=[p["keep"] for p in parts], sample_ids=np.concatenate(ids),
         subjects=np.concatenate(subjects), datasets=np.concatenate(datasets),
         labels=np.concatenate([p["labels"] for p in parts]),
-        au_truth=np.concatenate([np.asarray(p["group"]["au_truth"].oindex[p["keep"]], np.int8) for p in parts]),
+        au_truth=np.concatenate([p["reader"].column(AU_TRUTH, p["keep"]).astype(np.int8) for p in parts]),
         class_names=class_names, graph=graph, frames=parts[0]["khw"][0],
         feature_bytes=n * sum(a.nbytes for a in probe.values()),
     )
@@ -238,8 +239,7 @@ class InMemorySource:
     ``prefetch_factor`` batches ahead of the step."""
 
     def __init__(self, samples: StoreSamples, config: DataConfig, device: torch.device):
-        per_store = [read_samples(zarr.open_group(str(p), mode="r"), s, config)
-                     for p, s in zip(samples.paths, samples.slots)]
+        per_store = [read_samples(reader, slots, config) for reader, slots in zip(samples.readers, samples.slots)]
         self.arrays = {k: torch.from_numpy(np.concatenate([d[k] for d in per_store])).to(device)
                        for k in FEATURE_ARRAYS}
         self.graph, self.device, self.prefetch = samples.graph, device, config.prefetch_factor
@@ -263,14 +263,14 @@ class InMemorySource:
         return self.passes(positions, batch_size, generator, upcoming)
 
 
-class _StoreReader:
-    """Features of a batch of positions: per store, one read per array (stores
+class _BatchReader:
+    """Features of a batch of positions: per store, one read per array (a store's arrays
     are opened lazily, once per process); errors name the store. In a DataLoader
     worker a batch is made in one block of shared memory (sized by the batches
     before), so it reaches the trainer without a copy."""
 
     def __init__(self, samples: StoreSamples, config: DataConfig):
-        self.paths, self.config, self._arrays = [str(p) for p in samples.paths], config, {}
+        self.readers, self.config = samples.readers, config
         self.store_of = np.concatenate([np.full(len(s), i) for i, s in enumerate(samples.slots)])
         self.slot_of = np.concatenate(samples.slots)
         self.floats_per_sample = 0  # learnt from the batches read so far
@@ -285,13 +285,10 @@ class _StoreReader:
         for store in present:
             mine = stores == store
             try:
-                if store not in self._arrays:
-                    group = zarr.open_group(self.paths[store], mode="r")
-                    self._arrays[store] = {name: group[name] for name in FEATURE_ARRAYS}
-                arrays = read_samples(self._arrays[store], self.slot_of[positions[mine]], self.config,
+                arrays = read_samples(self.readers[store], self.slot_of[positions[mine]], self.config,
                                       empty if one_store else float32_empty)
             except Exception as error:
-                raise RuntimeError(f"store {self.paths[store]}: reading slots {self.slot_of[positions[mine]].tolist()} "
+                raise RuntimeError(f"store {self.readers[store].path}: reading slots {self.slot_of[positions[mine]].tolist()} "
                                    f"failed: {type(error).__name__}: {error}") from error
             if one_store:  # already in batch order
                 out = arrays
@@ -311,7 +308,7 @@ class StreamingSource:
 
     def __init__(self, samples: StoreSamples, config: DataConfig, device: torch.device):
         self.config, self.device, self.graph = config, device, samples.graph
-        self.reader = _StoreReader(samples, config)
+        self.reader = _BatchReader(samples, config)
         self.workers = resolve_workers(config.num_workers, device)
         self.loader = (BatchLoader(self.reader, self.workers, config.prefetch_factor, device.type == "cuda")
                        if self.workers else None)

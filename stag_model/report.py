@@ -22,8 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-import zarr  # noqa: E402
 
+from schemas.store_spec import ONSET_FACE, ROI_BOXES  # noqa: E402
 from stag_model.data import StoreSamples  # noqa: E402
 from stag_model.metrics import mean_std_over_seeds, pooled_and_per_fold  # noqa: E402
 from stag_model.protocols import SUBJECT_INDEPENDENT  # noqa: E402
@@ -73,17 +73,16 @@ def _confusion_png(cm: np.ndarray, class_names: tuple[str, ...], title: str, pat
 def canonical_face(samples: StoreSamples) -> tuple[np.ndarray | None, np.ndarray, tuple[int, int]]:
     """Mean aligned onset face (None if the stores hold none), ROI centres (R, 2) in
     its pixels, and its (H, W). Grid ROIs sit at their cell centres."""
-    group = zarr.open_group(str(samples.paths[0]), mode="r")
-    slots = samples.slots[0]
-    h, w = group["flow"].shape[-2:]
-    face = np.asarray(group["onset_face"].oindex[slots], dtype=np.float32).mean(0)
+    reader, slots = samples.readers[0], samples.slots[0]
+    h, w = reader.metadata.layout.height, reader.metadata.layout.width
+    face = reader.column(ONSET_FACE, slots).astype(np.float32).mean(0)
     face = face if face.max() > 0 else None
     if samples.graph.grid:
         g = int(round(np.sqrt(len(samples.graph.roi_names))))
         cells = [re.fullmatch(r"cell_r(\d+)_c(\d+)", n).groups() for n in samples.graph.roi_names]
         centres = np.array([((int(c) + 0.5) * w / g, (int(r) + 0.5) * h / g) for r, c in cells])
     else:
-        boxes = np.asarray(group["roi_boxes"].oindex[slots], dtype=np.float32).mean(0)  # (R, 4) x0 y0 x1 y1
+        boxes = reader.column(ROI_BOXES, slots).astype(np.float32).mean(0)  # (R, 4) x0 y0 x1 y1
         centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
         if not np.isfinite(centres).all() or np.ptp(centres, 0).max() == 0:  # no usable boxes: a ring layout
             angle = 2 * np.pi * np.arange(len(centres)) / len(centres)

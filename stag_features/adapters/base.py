@@ -95,6 +95,7 @@ def build_records(
     path: Path,
     variant: str | None,
     source_lookup: SourceLookup | None = None,
+    attach_sources: bool = True,
 ) -> AdapterResult:
     """Turn rows into records: row errors and duplicate ids become bad rows, frames are attached.
 
@@ -102,6 +103,7 @@ def build_records(
     pydantic ValidationError is one) with the reason. ``source_lookup`` gives
     the (subject folder, clip folder) names to look for under ``entry.root``,
     in order of preference; by default the record's own subject and clip.
+    ``attach_sources=False`` leaves frames alone (a dataset whose inputs are not frames).
     """
     records: list[SampleRecord] = []
     bad: list[BadRow] = []
@@ -117,7 +119,7 @@ def build_records(
             continue
         first_row[record.sample_id] = sheet_row
         records.append(record)
-    if entry.root.is_dir():
+    if attach_sources and entry.root.is_dir():
         records = _attach_sources(records, entry.root, path, bad, source_lookup)
         records = _resolve(records, entry, path, bad)
     return AdapterResult(records=records, bad_rows=bad, variant=variant)

@@ -16,8 +16,9 @@ Variants are recognised from the file's shape, never guessed:
 
 Options: ``flow_dir``, a folder of precomputed onset-to-apex flow images named
 ``<subject>_<clip> .png`` (the space is part of the name); each record must
-have one, or it is reported as a bad row (``flow_image`` finds it).
-Frames: ``root/<dataset>/<subject>/<clip>`` (SMIC also as ``s1/s1_ne_01``).
+have one, or it is reported as a bad row (``flow_image`` finds it); frames
+are then not looked up. Without it, frames: ``root/<dataset>/<subject>/<clip>``
+(SMIC also as ``s1/s1_ne_01``).
 """
 from __future__ import annotations
 
@@ -137,8 +138,8 @@ def load_records(entry: DatasetEntry) -> AdapterResult:
         return build_record(sheet_row, {**cells, "subject": subject_code(dataset, cells["subject"])})
 
     rows = iter_rows(raw, first_data_row, columns)
-    result = build_records(rows, parse_row, entry, path, variant, source_candidates)
-    flow_dir = entry.options.get("flow_dir")
+    flow_dir = entry.options.get("flow_dir")  # the flow images are the samples' inputs: frames are not looked up
+    result = build_records(rows, parse_row, entry, path, variant, source_candidates, attach_sources=flow_dir is None)
     if flow_dir is not None:
         _check_flow_images(Path(str(flow_dir)), result, path)
     return result

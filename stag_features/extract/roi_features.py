@@ -21,8 +21,7 @@ import cv2
 import numpy as np
 
 from schemas.motion_config import RoiFeatureConfig
-
-ROI_STAT_NAMES = ("mean_u", "mean_v", "mean_magnitude", "dominant_direction")
+from schemas.store_spec import ROI_STAT_NAMES  # the order the store spec fixes
 
 
 def box_pixels(box: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -32,8 +32,6 @@ pairs), so any split of the pairs gives byte-identical features.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from contextlib import contextmanager
@@ -78,15 +76,6 @@ class _Stages:
             raise SampleError(self.sample, name, str(exc)) from exc
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-
-
-def sample_input_hash(record: SampleRecord, frames: np.ndarray) -> str:
-    """sha256 over the record's canonical JSON (sorted keys, no whitespace) and the analysed frames' bytes."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode())
-    digest.update(repr((frames.shape, str(frames.dtype))).encode())
-    digest.update(np.ascontiguousarray(frames).tobytes())
-    return digest.hexdigest()
 
 
 def analysed_range(record: SampleRecord, n_frames: int) -> tuple[int, int]:
@@ -154,7 +143,6 @@ class PreparedClip:
     onset crop with the K selected crops, all that the TV-L1 pairs and ``finish_sample`` need."""
 
     record: SampleRecord
-    input_hash: str
     frame_numbers: np.ndarray  # (T,) int32
     motion_curve: np.ndarray  # (T,) float32
     ranked_frames: np.ndarray  # (T,) int32
@@ -190,7 +178,7 @@ class PairFlows:
 
 
 # SampleFeatures fields that PreparedClip holds under the same name
-_CARRIED_FIELDS = ("record", "input_hash", "frame_numbers", "motion_curve", "ranked_frames", "head_motion",
+_CARRIED_FIELDS = ("record", "frame_numbers", "motion_curve", "ranked_frames", "head_motion",
                    "apex_estimated", "apex_annotated", "selected_frames", "landmarks_onset", "landmarks_apex")
 
 
@@ -210,7 +198,6 @@ def prepare_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
     configure_opencv_threads(config.tvl1)  # one OpenCV thread per process (default): parallelism is per process
     with stage("decode"):
         clip, positions = load_frames(record, frames)
-        input_hash = sample_input_hash(record, clip)
     with stage("face"):
         backend = backend or make_backend(config.face)
     with stage("align"):
@@ -238,7 +225,6 @@ def prepare_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
             landmarks_apex = np.asarray(aligned.landmarks_onset, dtype=np.float32)
     return PreparedClip(
         record=record,
-        input_hash=input_hash,
         frame_numbers=frame_numbers(record, positions),
         motion_curve=motion.curve.astype(np.float32),
         ranked_frames=motion.ranked.astype(np.int32),

@@ -1,4 +1,4 @@
-"""Import precomputed flow images into a feature store: the MEGC 2019 composite.
+"""Precomputed flow images as samples: the MEGC 2019 composite's producer (``FlowImageProducer``).
 
 The composite is distributed (HTNet, ``STSNet_whole_norm_u_v_os``) as one
 28 x 28 image per sample: onset -> apex flow u, v and optical strain, each
@@ -17,20 +17,18 @@ weights are computed from it exactly as the pipeline does for real faces.
 The time axis holds two entries, onset (position 0, motion 0) and apex
 (position 1, the mean flow magnitude); frame numbers are unknown (-1).
 
-    python -m stag_features.ingest.composite \\
-        --annotations ../shared/data/annotations/megc2019/combined_3class_gt.csv \\
-        --flow-dir ../shared/data/megc2019_flow --out stores/megc2019.zarr
+A catalog entry of adapter ``megc2019`` with ``options.flow_dir`` is ingested with
+this producer by the same steps as any dataset (``stag-ingest --dataset megc2019``).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-import cv2
 import numpy as np
 
 from schemas.catalog import DatasetEntry
@@ -39,19 +37,11 @@ from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_config import CompositeImportConfig
 from schemas.store_spec import StoreLayout
-from stag_features.adapters import load_dataset
 from stag_features.adapters.base import entry_schemes
 from stag_features.adapters.megc2019 import flow_image
-from stag_features.extract.aus import au_names, flow_au_cue
 from stag_features.errors import SampleError
-from stag_features.extract.graph import au_roi_sets, dynamic_edge_weights
-from stag_features.ingest.plan import SampleOutcome, RunSummary, needs_compute
-from stag_features.extract.roi_features import roi_features
-from stag_features.store.writer import allocate_slots, ensure_store, slot_states
-from stag_features.store.slots import SlotWriter
-from stag_features.store.identity import StoreIdentity, with_recorded_hash
+from stag_features.store.identity import StoreIdentity
 
-PRODUCER = "composite_import"
 # the PipelineConfig sections an import uses; the store records and hashes only these
 USED_SECTIONS = ("selection", "rois", "roi_features", "aus", "graph", "store")
 FLOW_UNITS = "normalised: u, v = channel/255 - uv_centre, strain = channel/255 (per-image min-max by the producer)"
@@ -72,18 +62,20 @@ def composite_identity(entry: DatasetEntry, config: PipelineConfig, imp: Composi
     digest = hashlib.sha256(json.dumps(combined, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     layout = StoreLayout(
         frames=1, height=imp.image_size, width=imp.image_size, time=2, patch=config.roi_features.patch_size,
-        roi_names=tuple(roi_names(config.rois)), au_names=tuple(au_names(config.aus)),
+        roi_names=tuple(roi_names(config.rois)), au_names=tuple(config.aus.names()),
         edges=tuple(tuple(int(v) for v in e) for e in np.asarray(static_edges(config.rois)).reshape(-1, 2)),
         class_schemes={s.name: tuple(s.classes) for s in entry_schemes(entry)},
     )
     return StoreIdentity(
-        dataset=entry.name, producer=PRODUCER, config=combined, config_hash=digest, layout=layout,
+        dataset=entry.name, producer=FlowImageProducer.kind, config=combined, config_hash=digest, layout=layout,
         store_config=config.store, flow_units=FLOW_UNITS,
     )
 
 
 def read_flow_image(path: Path, imp: CompositeImportConfig, sample: str) -> tuple[np.ndarray, np.ndarray]:
     """(flow (1, 2, S, S), strain (1, S, S)) float32 in normalised units from one flow image."""
+    import cv2
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise SampleError(sample, "decode", f"flow image {path} could not be read as an image")
@@ -99,6 +91,9 @@ def read_flow_image(path: Path, imp: CompositeImportConfig, sample: str) -> tupl
 def composite_features(record: SampleRecord, image: Path, config: PipelineConfig,
                        imp: CompositeImportConfig) -> SampleFeatures:
     """Every store array of one composite sample, from its flow image and the landmark template."""
+    from stag_features.extract.aus import flow_au_cue
+    from stag_features.extract.graph import au_roi_sets, dynamic_edge_weights
+    from stag_features.extract.roi_features import roi_features
     from stag_features.extract.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
 
     timings: dict[str, float] = {}
@@ -166,69 +161,33 @@ def template_landmarks(size: int) -> np.ndarray:
     return (SCHEMATIC_FACE * np.float32(size)).astype(np.float32)
 
 
-def image_hash(record: SampleRecord, image: Path) -> str:
-    """sha256 of the record's JSON and the flow image's bytes (the sample's inputs)."""
-    digest = hashlib.sha256(json.dumps(record.model_dump(mode="json"), sort_keys=True).encode())
-    digest.update(image.read_bytes())
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class FlowImageProducer:
+    """Samples read from precomputed onset -> apex flow images in ``flow_dir`` (one per record)."""
 
+    config: PipelineConfig  # K = 1 (``composite_pipeline_config``); ROIs, AUs, graph and store sections used
+    flow_dir: Path
+    imp: CompositeImportConfig = field(default_factory=CompositeImportConfig)
+    kind: ClassVar[str] = "composite_import"
+    splittable: ClassVar[bool] = False
 
-def import_composite(entry: DatasetEntry, store: str | Path, flow_dir: Path, config: PipelineConfig | None = None,
-                     imp: CompositeImportConfig | None = None, force: bool = False) -> RunSummary:
-    """Import every record of a composite catalog entry into ``store``; failures are recorded, not raised."""
-    started = time.perf_counter()
-    config, imp = composite_pipeline_config(config), imp or CompositeImportConfig()
-    result = load_dataset(entry)
-    identity = with_recorded_hash(store, composite_identity(entry, config, imp))
-    ensure_store(store, identity, rebuild=force)
-    bad_ids = [f"sheet:{row.file.name}#{row.row}" for row in result.bad_rows]
-    bad_reasons = {f"sheet:{row.file.name}#{row.row}": row.reason for row in result.bad_rows}
-    records = {r.sample_id: r for r in result.records}
-    slots = allocate_slots(store, list(records) + [b for b in bad_ids if b not in records])
-    states = slot_states(store)
-    writer = SlotWriter(store)  # one opening of the store's arrays for the whole import
-    outcomes: list[SampleOutcome] = []
-    for sid in bad_ids:
-        writer.record_failure(slots[sid], sid, "annotation", bad_reasons[sid], "")
-    for sid, record in records.items():
-        image = flow_image(flow_dir, record)
+    @classmethod
+    def for_entry(cls, entry: DatasetEntry, config: PipelineConfig) -> "FlowImageProducer":
+        return cls(composite_pipeline_config(config), Path(str(entry.options["flow_dir"])))
+
+    def identity(self, entry: DatasetEntry) -> StoreIdentity:
+        return composite_identity(entry, self.config, self.imp)
+
+    def input_files(self, record: SampleRecord) -> list[Path] | None:
+        image = flow_image(self.flow_dir, record)
+        return None if image is None else [image]
+
+    def features(self, record: SampleRecord) -> SampleFeatures:
+        image = flow_image(self.flow_dir, record)
         if image is None:
-            continue  # reported by the adapter as a bad row
-        in_hash = image_hash(record, image)
-        if not needs_compute(states.get(sid), in_hash, identity.config_hash, force):
-            outcomes.append(SampleOutcome(sid, "skipped"))
-            continue
-        try:
-            features = composite_features(record, image, config, imp)
-            writer.write(slots[sid], features, in_hash)
-            outcomes.append(SampleOutcome(sid, "ok", timings=features.timings))
-        except SampleError as exc:
-            writer.record_failure(slots[sid], sid, exc.stage, exc.reason, in_hash)
-            outcomes.append(SampleOutcome(sid, "failed", exc.stage, exc.reason))
-    return RunSummary(entry.name, str(store), outcomes, bad_rows=len(result.bad_rows),
-                      wall_seconds=time.perf_counter() - started)
+            raise SampleError(record.sample_id, "decode", f"no flow image for {record.subject}_{record.clip} "
+                              f"in {self.flow_dir}")
+        return composite_features(record, image, self.config, self.imp)
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stag_features.ingest.composite", description=__doc__.split("\n")[0])
-    parser.add_argument("--annotations", type=Path, required=True, help="combined_3class_gt.csv")
-    parser.add_argument("--flow-dir", type=Path, required=True, help="folder of '<subject>_<clip> .png' flow images")
-    parser.add_argument("--out", type=Path, required=True, help="store path (a .zarr folder)")
-    parser.add_argument("--name", default="megc2019", help="dataset name recorded in the store")
-    parser.add_argument("--config", type=Path, help="pipeline config YAML (ROIs, AUs, graph); K is forced to 1")
-    parser.add_argument("--frames-root", type=Path, default=None,
-                        help="raw frames of the source datasets, if present (not needed for the import)")
-    parser.add_argument("--force", action="store_true", help="recompute every sample / rebuild a store made otherwise")
-    args = parser.parse_args(argv)
-    frames_root = args.frames_root or args.flow_dir / "no-raw-frames"  # absent: records get no frame source
-    entry = DatasetEntry(name=args.name, adapter="megc2019", root=frames_root.resolve(),
-                         annotations=args.annotations.resolve(), store=str(args.out.resolve()),
-                         options={"flow_dir": str(args.flow_dir.resolve())})
-    config = PipelineConfig.from_yaml(args.config) if args.config else None
-    summary = import_composite(entry, args.out, args.flow_dir.resolve(), config, force=args.force)
-    print(summary.table())
-    return 0 if not summary.failures() else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    def cost(self, record: SampleRecord) -> float:
+        return 1.0

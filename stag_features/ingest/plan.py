@@ -1,9 +1,9 @@
 """What an ingest run does per sample, and what it reports at the end.
 
-``input_hash`` fingerprints a record and the bytes of its frame source before
-anything is decoded, so a rerun can decide per sample, cheaply. Planning reads
-it only where it can change the decision (``hash_decides``); a new sample's
-task computes it before it reads its frames. The rule:
+A rerun decides per sample from its slot's state and its input hash
+(``stag_features.ingest.input_hash``). Planning reads the hash only where it can
+change the decision (``hash_decides``); a new sample's task computes it before
+it reads its frames. The rule:
 
     committed, same input hash, same config hash  -> skip
     failed on its input, same input and config    -> skip (the failure stands; --force retries)
@@ -15,61 +15,14 @@ task computes it before it reads its frames. The rule:
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
-from schemas.sample_record import SampleRecord
-from stag_features.extract.frame_sources import numbered_images
 from stag_features.store.writer import SlotState
 
 T = TypeVar("T")
-_READ_BLOCK = 1 << 20
 # failures that say nothing about the input: a rerun tries these samples again
 RETRIED_FAILURE_STAGES = frozenset({"unexpected", "io"})
-
-
-def _hash_file(digest: "hashlib._Hash", path: Path) -> None:
-    digest.update(f"{path.name}:{path.stat().st_size}:".encode())
-    with path.open("rb") as handle:
-        while block := handle.read(_READ_BLOCK):
-            digest.update(block)
-
-
-def input_hash(record: SampleRecord) -> str:
-    """sha256 of the record's canonical JSON and the bytes of every file of its frame source.
-
-    A missing or unreadable source hashes as such (the extraction will then
-    fail and be recorded); reading never raises.
-    """
-    digest = hashlib.sha256()
-    digest.update(json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode())
-    source = record.source
-    try:
-        if source is None:
-            digest.update(b"<no source>")
-        elif source.kind == "video":
-            _hash_file(digest, Path(source.path))
-        else:
-            for _number, image in numbered_images(Path(source.path)):
-                _hash_file(digest, image)
-    except (OSError, ValueError) as exc:
-        digest.update(f"<unreadable: {type(exc).__name__}>".encode())
-    return digest.hexdigest()
-
-
-def input_hashes(records: Sequence[SampleRecord]) -> Iterator[str]:
-    """``input_hash`` of each record, in order, computed by one thread per core (hashlib and file
-    reads release the GIL). Stopping the iteration early cancels the hashes not yet started."""
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    try:
-        yield from pool.map(input_hash, records)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def hash_decides(state: SlotState | None, config_hash: str, force: bool) -> bool:

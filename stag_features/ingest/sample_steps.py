@@ -3,14 +3,15 @@ its failure recorded in the store (flows/ wires these steps; ``ingest_steps`` pl
 
 Whole (short clips, in batches):
 
-    outcome = ingest_sample_with_retries(store, item, config)
+    outcome = ingest_sample_with_retries(store, item, producer)
 
-Split (long clips: their TV-L1 pairs dominate, ``schemas.pipeline_config.ExecutionConfig``):
+Split (long clips of a ``splittable`` producer, the pipeline: their TV-L1 pairs dominate,
+``schemas.pipeline_config.ExecutionConfig``):
 
-    prepared = prepare_split(store, item, config)                      # one task
-    parts = [split_pairs(store, item, prepared, i, config)             # one task per chunk of
-             for i in range(pair_chunk_count(config))]                 #   execution.pairs_per_task pairs
-    outcome = finish_split(store, item, prepared, parts, config)       # one task: ROIs, AUs, graph, write
+    prepared = prepare_split(store, item, producer)                    # one task
+    parts = [split_pairs(store, item, prepared, i, producer)           # one task per chunk of
+             for i in range(pair_chunk_count(producer))]               #   execution.pairs_per_task pairs
+    outcome = finish_split(store, item, prepared, parts, producer)     # one task: ROIs, AUs, graph, write
 
 Both give the features of ``extract_sample``, byte for byte. The chunks are
 fixed before the clip is prepared (from ``selection.k``); a chunk past the
@@ -24,19 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import time
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
-from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from stag_features.errors import SampleError
-from stag_features.ingest.plan import SampleOutcome, input_hash, input_hashes, split_costliest
+from stag_features.ingest.input_hash import input_hash, input_hashes
+from stag_features.ingest.plan import SampleOutcome, split_costliest
+from stag_features.ingest.producers import PipelineProducer, Producer, cached_backend
 from stag_features.ingest.steps import DEFERRED_HASH, IngestPlan, WorkItem
-from stag_features.store.writer import slot_states
 from stag_features.store.slots import SlotWriter, record_failure, write_sample
+from stag_features.store.writer import slot_states
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, dlib) loads in the workers only, not in the flow's process
     from stag_features.extract.sample_pipeline import PairFlows, PreparedClip
@@ -45,45 +45,7 @@ if TYPE_CHECKING:  # the pipeline (OpenCV, dlib) loads in the workers only, not 
 PERMANENT_IO_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 IO_RETRIES = 2  # transient OSErrors of one sample: tries after the first
 IO_RETRY_DELAY_S = 2
-_BACKENDS = threading.local()
-_SPARES: dict[str, Future | None] = {}  # face config JSON -> a backend warm_backend is building or built
-_SPARE_LOCK = threading.Lock()
-_TAKEN = None  # a spare some thread took
 T = TypeVar("T")
-
-
-def warm_backend(config: PipelineConfig) -> None:
-    """Build the landmark backend for ``config.face`` now (in the caller's thread), for the first
-    ``cached_backend`` call with that face config in any thread of this process: a Dask worker
-    loads its model (~0.5 s) while the flow is still planning, not in its first task."""
-    from stag_features.extract.face import make_backend
-
-    key = config.face.model_dump_json()
-    with _SPARE_LOCK:
-        if key in _SPARES:
-            return
-        spare = _SPARES[key] = Future()
-    try:
-        spare.set_result(make_backend(config.face))
-    except BaseException as exc:  # noqa: BLE001 - the first task then sees it
-        spare.set_exception(exc)
-
-
-def cached_backend(config: PipelineConfig):
-    """The landmark backend for ``config.face``, built once per thread (loading a model takes ~0.5 s),
-    or the one ``warm_backend`` built for it (handed to one thread only)."""
-    from stag_features.extract.face import make_backend
-
-    key = config.face.model_dump_json()
-    cache = getattr(_BACKENDS, "by_config", None)
-    if cache is None:
-        cache = _BACKENDS.by_config = {}
-    if key not in cache:
-        with _SPARE_LOCK:
-            spare = _SPARES.pop(key, None)
-            _SPARES[key] = _TAKEN  # later threads build their own
-        cache[key] = spare.result() if isinstance(spare, Future) else make_backend(config.face)
-    return cache[key]
 
 
 def recorded(store: str, item: WorkItem, step: Callable[[], T]) -> T | SampleOutcome:
@@ -117,13 +79,11 @@ def commit_features(store: str, item: WorkItem, features: SampleFeatures) -> Sam
     return SampleOutcome(item.sample_id, "ok", timings=dict(features.timings))
 
 
-def ingest_sample(store: str, item: WorkItem, config: PipelineConfig, backend=None) -> SampleOutcome:
-    """Compute one sample and commit it, or record why it failed (``recorded``). Raises only
-    OSError and MemoryError (transient I/O)."""
-    from stag_features.extract.sample_pipeline import extract_sample
-
+def ingest_sample(store: str, item: WorkItem, producer: Producer) -> SampleOutcome:
+    """Compute one sample with its producer and commit it, or record why it failed (``recorded``).
+    Raises only OSError and MemoryError (transient I/O)."""
     record = SampleRecord.model_validate_json(item.record_json)
-    features = recorded(store, item, lambda: extract_sample(record, config, backend=backend or cached_backend(config)))
+    features = recorded(store, item, lambda: producer.features(record))
     if isinstance(features, SampleOutcome):
         return features
     return commit_features(store, item, features)
@@ -153,27 +113,28 @@ def recorded_with_retries(store: str, item: WorkItem, step: Callable[[], T]) -> 
     return with_io_retries(store, item, lambda: recorded(store, item, step))
 
 
-def with_input_hash(item: WorkItem) -> WorkItem:
-    """``item`` with its input hash (``ingest_plan.input_hash``: the record and its frame files'
+def with_input_hash(item: WorkItem, producer: Producer) -> WorkItem:
+    """``item`` with its input hash (``ingest.input_hash``: the record and its input files'
     bytes, read before anything is decoded) when planning deferred it."""
     if item.input_hash != DEFERRED_HASH:
         return item
-    return dataclasses.replace(item, input_hash=input_hash(SampleRecord.model_validate_json(item.record_json)))
+    record = SampleRecord.model_validate_json(item.record_json)
+    return dataclasses.replace(item, input_hash=input_hash(record, producer))
 
 
-def with_input_hashes(items: Sequence[WorkItem]) -> list[WorkItem]:
+def with_input_hashes(items: Sequence[WorkItem], producer: Producer) -> list[WorkItem]:
     """``with_input_hash`` of each item, the deferred ones hashed by one thread per core."""
     deferred = [item for item in items if item.input_hash == DEFERRED_HASH]
-    hashes = iter(input_hashes([SampleRecord.model_validate_json(item.record_json) for item in deferred]))
+    hashes = iter(input_hashes([SampleRecord.model_validate_json(item.record_json) for item in deferred], producer))
     return [dataclasses.replace(item, input_hash=next(hashes)) if item.input_hash == DEFERRED_HASH else item
             for item in items]
 
 
-def ingest_sample_with_retries(store: str, item: WorkItem, config: PipelineConfig) -> SampleOutcome:
+def ingest_sample_with_retries(store: str, item: WorkItem, producer: Producer) -> SampleOutcome:
     """ingest_sample (its input hashed first when planning deferred it), its transient I/O errors
     retried (``with_io_retries``)."""
-    item = with_input_hash(item)  # never raises: an unreadable input hashes as such and fails in its stage
-    return with_io_retries(store, item, lambda: ingest_sample(store, item, config))
+    item = with_input_hash(item, producer)  # never raises: an unreadable input hashes as such and fails in its stage
+    return with_io_retries(store, item, lambda: ingest_sample(store, item, producer))
 
 
 def record_dead_batch(plan: IngestPlan, items: list[WorkItem], exc: BaseException) -> list[SampleOutcome]:
@@ -195,55 +156,56 @@ def record_dead_batch(plan: IngestPlan, items: list[WorkItem], exc: BaseExceptio
     return outcomes
 
 
-def pair_chunk_count(config: PipelineConfig) -> int:
-    """Pair tasks of a split clip: ceil(K / pairs_per_task); 1 (no split) when pairs_per_task is 0."""
-    per_task = config.execution.pairs_per_task
-    return math.ceil(config.selection.k / per_task) if per_task else 1
+def pair_chunk_count(producer: Producer) -> int:
+    """Pair tasks of a split clip: ceil(K / pairs_per_task); 1 (no split) when pairs_per_task is 0
+    or the producer's samples cannot be split."""
+    per_task = producer.config.execution.pairs_per_task
+    return math.ceil(producer.config.selection.k / per_task) if per_task and producer.splittable else 1
 
 
 def work_cost(item: WorkItem) -> float:
-    """A sample's cost estimate when scheduling: its frames (+1, so that unknown lengths still count)."""
-    return item.frames + 1
+    """A sample's cost estimate when scheduling (its producer's, recorded in the item)."""
+    return item.cost
 
 
 def clips_to_split(items: Sequence[WorkItem], parallelism: int,
-                   config: PipelineConfig) -> tuple[list[WorkItem], list[WorkItem]]:
+                   producer: Producer) -> tuple[list[WorkItem], list[WorkItem]]:
     """(kept whole, split): the clips a run splits into pair tasks (``split_costliest`` with
     ``execution.split_min_share``), none when a split clip would get a single pair task."""
-    if pair_chunk_count(config) <= 1:
+    if pair_chunk_count(producer) <= 1:
         return list(items), []
-    return split_costliest(items, parallelism, work_cost, config.execution.split_min_share)
+    return split_costliest(items, parallelism, work_cost, producer.config.execution.split_min_share)
 
 
-def prepare_split(store: str, item: WorkItem, config: PipelineConfig) -> PreparedClip | SampleOutcome:
+def prepare_split(store: str, item: WorkItem, producer: PipelineProducer) -> PreparedClip | SampleOutcome:
     """Decode, landmarks, alignment and motion of the clip (``prepare_sample``), or its recorded failure."""
     from stag_features.extract.sample_pipeline import prepare_sample
 
-    record = SampleRecord.model_validate_json(item.record_json)
+    record, config = SampleRecord.model_validate_json(item.record_json), producer.config
     return recorded_with_retries(store, item, lambda: prepare_sample(record, config, backend=cached_backend(config)))
 
 
 def split_pairs(store: str, item: WorkItem, prepared: PreparedClip | SampleOutcome, chunk: int,
-                config: PipelineConfig) -> PairFlows | SampleOutcome:
+                producer: PipelineProducer) -> PairFlows | SampleOutcome:
     """TV-L1 and strain of the clip's ``chunk``-th group of pairs, or the failure of this or an earlier step."""
     from stag_features.extract.sample_pipeline import flow_pairs
 
     if isinstance(prepared, SampleOutcome):
         return prepared
-    per_task = config.execution.pairs_per_task or prepared.n_pairs
-    return recorded_with_retries(store, item, lambda: flow_pairs(prepared, config, first=chunk * per_task,
+    per_task = producer.config.execution.pairs_per_task or prepared.n_pairs
+    return recorded_with_retries(store, item, lambda: flow_pairs(prepared, producer.config, first=chunk * per_task,
                                                                  count=per_task))
 
 
 def finish_split(store: str, item: WorkItem, prepared: PreparedClip | SampleOutcome,
-                 parts: Sequence[PairFlows | SampleOutcome], config: PipelineConfig) -> SampleOutcome:
+                 parts: Sequence[PairFlows | SampleOutcome], producer: PipelineProducer) -> SampleOutcome:
     """ROIs, AUs and graph over every pair, then the write (commit last); or the first failure of the clip."""
     from stag_features.extract.sample_pipeline import finish_sample
 
     failed = [part for part in (prepared, *parts) if isinstance(part, SampleOutcome)]
     if failed:
         return failed[0]
-    features = recorded_with_retries(store, item, lambda: finish_sample(prepared, parts, config))
+    features = recorded_with_retries(store, item, lambda: finish_sample(prepared, parts, producer.config))
     if isinstance(features, SampleOutcome):
         return features
     return with_io_retries(store, item, lambda: commit_features(store, item, features))

@@ -1,34 +1,35 @@
 """The steps of ingesting one catalog dataset, as plain functions (flows/ wires them).
 
-    plan = prepare_ingest(entry, config, force)        # adapter, store, slots, skip decisions
-    outcome = ingest_sample(plan.store, item, config)   # one per sample, in any process (sample_ingest)
-    summary = RunSummary(..., plan.decided + outcomes)
+    entry, producer = resolve_producer(catalog, dataset)          # the entry and what makes its samples
+    plan = prepare_ingest(entry, producer, force)                 # adapter, store, slots, skip decisions
+    outcome = ingest_sample(plan.store, item, producer)           # one per sample, in any process
+    summary = RunSummary(..., plan.decided + outcomes)            # (ingest.sample_steps)
 
-``prepare_ingest`` records every bad annotation row in the store at once (a
-slot named ``sheet:<file>#<row>``), so that nothing is dropped silently.
-Work items and outcomes are small (ids, hashes, paths, timings), never arrays:
-they travel between Prefect tasks, Dask workers and result storage.
+Every dataset goes this one way, whatever its producer (``stag_features.ingest.producers``):
+frames through the pipeline, or precomputed flow images. ``prepare_ingest`` records every
+bad annotation row in the store at once (a slot named ``sheet:<file>#<row>``), so that
+nothing is dropped silently. Work items and outcomes are small (ids, hashes, paths,
+timings), never arrays: they travel between Prefect tasks, Dask workers and result storage.
+``ingest_in_process`` runs the same steps one sample after another in this process,
+without an orchestrator (for scripts and benchmarks).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from schemas.catalog import DatasetEntry, load_catalog
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import SampleRecord
-from schemas.store_spec import BAD_ROW_PREFIX, StoreLayout
-from stag_features.adapters import AdapterResult, dataset_schemes, load_dataset
-from stag_features.ingest.plan import SampleOutcome, hash_decides, input_hashes, needs_compute
-from stag_features.store.writer import allocate_slots, ensure_store, slot_states
+from schemas.store_spec import BAD_ROW_PREFIX
+from stag_features.adapters import AdapterResult, load_dataset
+from stag_features.ingest.input_hash import input_hashes
+from stag_features.ingest.plan import RunSummary, SampleOutcome, hash_decides, needs_compute
+from stag_features.ingest.producers import Producer, producer_for
+from stag_features.store.identity import adopted, check_store, recorded_attrs, with_recorded_hash
 from stag_features.store.slots import SlotWriter
-from stag_features.store.identity import StoreIdentity, adopted, check_store, recorded_attrs, with_recorded_hash
-
-PRODUCER = "pipeline"
-FLOW_UNITS = "px at the aligned crop size (align.crop_size)"
-
+from stag_features.store.writer import allocate_slots, ensure_store, slot_states
 
 DEFERRED_HASH = ""  # a WorkItem's input hash that planning did not compute (it could not change the decision)
 
@@ -40,15 +41,8 @@ class WorkItem:
     sample_id: str
     slot: int
     record_json: str
-    input_hash: str  # DEFERRED_HASH: the task computes it (``sample_ingest.with_input_hash``) before reading frames
-    frames: int = 0  # frames the sheet gives the clip (onset..offset): its cost estimate when scheduling
-
-
-def analysed_frames(record: SampleRecord) -> int:
-    """onset..offset positions of the record's source, 0 when unresolved (a cost estimate only)."""
-    if record.onset_index is None or record.offset_index is None:
-        return 0
-    return max(0, record.offset_index - record.onset_index + 1)
+    input_hash: str  # DEFERRED_HASH: the task computes it (``sample_steps.with_input_hash``) before reading frames
+    cost: float = 1.0  # the producer's estimate of its work, for scheduling (a clip's analysed frames + 1)
 
 
 @dataclass
@@ -79,61 +73,26 @@ def entry_pipeline_config(entry: DatasetEntry, config_path: str | Path | None = 
 
 def resolve_dataset(catalog: str | Path, dataset: str,
                     config_path: str | Path | None = None) -> tuple[DatasetEntry, PipelineConfig]:
-    """The catalog entry of ``dataset`` (options resolved) and the run's pipeline config."""
-    loaded = load_catalog(catalog)
-    entry = with_resolved_options(loaded.get(dataset), loaded.root)
+    """The catalog entry of ``dataset`` and the run's pipeline config."""
+    entry = load_catalog(catalog).get(dataset)
     return entry, entry_pipeline_config(entry, config_path)
 
 
-def with_resolved_options(entry: DatasetEntry, catalog_root: Path) -> DatasetEntry:
-    """The entry with a relative ``options.flow_dir`` made absolute against the catalog's root."""
-    flow_dir = entry.options.get("flow_dir")
-    if flow_dir is None or Path(str(flow_dir)).is_absolute():
-        return entry
-    return entry.model_copy(update={"options": {**entry.options, "flow_dir": str(catalog_root / str(flow_dir))}})
+def resolve_producer(catalog: str | Path, dataset: str,
+                     config_path: str | Path | None = None) -> tuple[DatasetEntry, Producer]:
+    """The catalog entry of ``dataset`` and the producer of its samples under the run's config."""
+    entry, config = resolve_dataset(catalog, dataset, config_path)
+    return entry, producer_for(entry, config)
 
 
-def uses_flow_images(entry: DatasetEntry) -> bool:
-    """True for datasets distributed as precomputed flow images (imported, not extracted)."""
-    return entry.adapter == "megc2019" and "flow_dir" in entry.options
-
-
-def pipeline_layout(config: PipelineConfig, schemes: dict[str, tuple[str, ...]]) -> StoreLayout:
-    """Dimension sizes and names of a store written by the per-sample pipeline with ``config``."""
-    from stag_features.extract.rois import roi_names, static_edges  # numpy only: reruns plan without OpenCV
-
-    edges = np.asarray(static_edges(config.rois)).reshape(-1, 2)
-    return StoreLayout(
-        frames=config.selection.k, height=config.align.crop_size, width=config.align.crop_size,
-        time=config.store.max_time, patch=config.roi_features.patch_size,
-        roi_names=tuple(roi_names(config.rois)), au_names=tuple(config.aus.names()),
-        edges=tuple((int(a), int(b)) for a, b in edges), class_schemes=schemes,
-    )
-
-
-def pipeline_identity(entry: DatasetEntry, config: PipelineConfig) -> StoreIdentity:
-    """What a pipeline store of ``entry`` is built from."""
-    return StoreIdentity(
-        dataset=entry.name, producer=PRODUCER, config=config.provenance(),
-        config_hash=config.config_hash(), layout=pipeline_layout(config, dataset_schemes(entry)),
-        store_config=config.store, flow_units=FLOW_UNITS,
-    )
-
-
-def stale_reason(entry: DatasetEntry, config: PipelineConfig) -> str | None:
+def stale_reason(entry: DatasetEntry, producer: Producer) -> str | None:
     """Why ``entry``'s store needs an ingest (``ingest_catalog``), or None if it is up to date:
     its store is missing, was built with another config, or lacks clips the sheet lists."""
     store = Path(entry.store)
     if not (store / "zarr.json").is_file():
         return "store missing"
-    if uses_flow_images(entry):
-        from schemas.store_config import CompositeImportConfig
-        from stag_features.ingest.composite import composite_identity, composite_pipeline_config
-
-        identity = composite_identity(entry, composite_pipeline_config(config), CompositeImportConfig())
-    else:
-        identity = pipeline_identity(entry, config)
-    attrs = recorded_attrs(store, config.store.lock_timeout_s)
+    identity = producer.identity(entry)
+    attrs = recorded_attrs(store, producer.config.store.lock_timeout_s)
     if (attrs or {}).get("config_hash") != adopted(identity, attrs).config_hash:  # the same computation keeps its hash
         return "built with another config"
     states = slot_states(store)
@@ -183,7 +142,7 @@ def _check_local(entry: DatasetEntry) -> None:
                          "only (its lock file needs a local file system); write locally and copy the store")
 
 
-def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = False,
+def prepare_ingest(entry: DatasetEntry, producer: Producer, force: bool = False,
                    only: set[str] | None = None, result: AdapterResult | None = None) -> IngestPlan:
     """Read the dataset, open (or create) its store, allocate slots and decide per sample.
 
@@ -192,10 +151,10 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
     """
     _check_local(entry)
     sheet = sheet_view(result or load_dataset(entry), only)
-    identity = with_recorded_hash(entry.store, pipeline_identity(entry, config))
+    identity = with_recorded_hash(entry.store, producer.identity(entry))
     state = ensure_store(entry.store, identity, rebuild=force)
     slots = allocate_slots(entry.store, [r.sample_id for r in sheet.records] + sorted(sheet.sheet_only),
-                           timeout=config.store.lock_timeout_s)
+                           timeout=producer.config.store.lock_timeout_s)
     if failures := sheet.annotation_failures():
         writer = SlotWriter(entry.store)  # one opening of the store's arrays for all of them
         for sid, reason in failures.items():
@@ -209,7 +168,7 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
     # file once more before any work starts
     decides = [r for r in sheet.records if r.sample_id not in sheet.rejected
                and hash_decides(states.get(r.sample_id), identity.config_hash, force=False)]
-    hashes = dict(zip((r.sample_id for r in decides), input_hashes(decides)))
+    hashes = dict(zip((r.sample_id for r in decides), input_hashes(decides, producer)))
     for record in sheet.records:
         sid = record.sample_id
         if sid in sheet.rejected:
@@ -217,13 +176,13 @@ def prepare_ingest(entry: DatasetEntry, config: PipelineConfig, force: bool = Fa
             continue
         in_hash = hashes.get(sid, DEFERRED_HASH)
         if sid not in hashes or needs_compute(states.get(sid), in_hash, identity.config_hash, force):
-            plan.work.append(WorkItem(sid, slots[sid], record.model_dump_json(), in_hash, analysed_frames(record)))
+            plan.work.append(WorkItem(sid, slots[sid], record.model_dump_json(), in_hash, producer.cost(record)))
         else:
             plan.decided.append(SampleOutcome(sid, "skipped"))
     return plan
 
 
-def settled_plan(entry: DatasetEntry, config: PipelineConfig) -> IngestPlan | None:
+def settled_plan(entry: DatasetEntry, producer: Producer) -> IngestPlan | None:
     """Read-only: the plan of a run (without ``--force``) that would compute nothing and change
     nothing, or None when ``prepare_ingest`` would have something to do (a missing store, a new,
     changed, retryable or interrupted sample, a bad sheet row not yet recorded as such).
@@ -238,7 +197,7 @@ def settled_plan(entry: DatasetEntry, config: PipelineConfig) -> IngestPlan | No
     if not (Path(entry.store) / "zarr.json").is_file():
         return None
     sheet = sheet_view(load_dataset(entry))  # in prepare_ingest's order, so that errors come in the same order
-    identity = check_store(entry.store, pipeline_identity(entry, config))
+    identity = check_store(entry.store, producer.identity(entry))
     if identity is None:  # removed since: a flow run creates it
         return None
     states = slot_states(entry.store)
@@ -255,10 +214,21 @@ def settled_plan(entry: DatasetEntry, config: PipelineConfig) -> IngestPlan | No
         state = states.get(record.sample_id)
         if state is None or needs_compute(state, state.input_hash, identity.config_hash, force=False):
             return None
-    for record, in_hash in zip(pending, input_hashes(pending)):
+    for record, in_hash in zip(pending, input_hashes(pending, producer)):
         if needs_compute(states[record.sample_id], in_hash, identity.config_hash, force=False):
             return None
     decided = [SampleOutcome(r.sample_id, "failed", "annotation", sheet.rejected[r.sample_id])
                if r.sample_id in sheet.rejected else SampleOutcome(r.sample_id, "skipped") for r in sheet.records]
     return IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state="opened",
                       decided=decided, bad_rows=sheet.bad_rows)
+
+
+def ingest_in_process(entry: DatasetEntry, producer: Producer, force: bool = False) -> RunSummary:
+    """Every step of an ingest, one sample after another in this process (no orchestrator):
+    ``prepare_ingest``, then ``ingest_sample_with_retries`` per work item."""
+    from stag_features.ingest.sample_steps import ingest_sample_with_retries
+
+    started = time.perf_counter()
+    plan = prepare_ingest(entry, producer, force)
+    outcomes = [ingest_sample_with_retries(plan.store, item, producer) for item in plan.work]
+    return RunSummary(entry.name, plan.store, plan.decided + outcomes, plan.bad_rows, time.perf_counter() - started)

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from schemas.store_spec import GROUP_ARRAYS, SAMPLE_ARRAYS
+from schemas.store_spec import COMMITTED, GROUP_ARRAYS, SAMPLE_ARRAYS
 from stag_features.store.lock import store_lock
+from stag_features.store.reader import as_strings, missing_store, visible_slots
 
 # group arrays that become index coordinates of their dimension
 _NAME_COORDS = {"roi_name": "roi", "au_name": "au", "scheme_name": "scheme"}
@@ -27,14 +28,9 @@ _SAMPLE_COORDS = ("subject", "clip", "emotion", "input_hash", "config_hash")
 _FAILURE_VARS = ("failure_stage", "failure_reason", "failure_time")
 
 
-def _strings(values: np.ndarray) -> np.ndarray:
-    """Fixed-width numpy strings from zarr's variable-length StringDType."""
-    return np.array([str(v) for v in values.tolist()], dtype=str)
-
-
 def _open_raw(path: Path) -> xr.Dataset:
     if not (path / "zarr.json").exists():
-        raise FileNotFoundError(f"no feature store at {path} (zarr.json missing); build one with stag-ingest")
+        raise missing_store(path)
     with store_lock(path, exclusive=False):
         return xr.open_zarr(str(path), consolidated=False, zarr_format=3)
 
@@ -52,13 +48,13 @@ def open_store(path: str | Path, include_uncommitted: bool = False) -> xr.Datase
     path = Path(path)
     ds = _open_raw(path)
     if not include_uncommitted:
-        keep = np.flatnonzero(ds["committed"].values)
+        keep = visible_slots(ds[COMMITTED].values)
         ds = ds.isel(sample=keep)
-    names = {dim: _strings(ds[var].values) for var, dim in _NAME_COORDS.items()}
+    names = {dim: as_strings(ds[var].values) for var, dim in _NAME_COORDS.items()}
     ds = ds.drop_vars(list(_NAME_COORDS))
     ds = ds.assign_coords({dim: values for dim, values in names.items()})
-    along_sample = {name: ("sample", _strings(ds[name].values)) for name in _SAMPLE_COORDS}
-    sample_ids = _strings(ds["sample_id"].values)
+    along_sample = {name: ("sample", as_strings(ds[name].values)) for name in _SAMPLE_COORDS}
+    sample_ids = as_strings(ds["sample_id"].values)
     ds = ds.drop_vars(["sample_id", *_SAMPLE_COORDS, *([] if include_uncommitted else _FAILURE_VARS)])
     return ds.assign_coords(sample=sample_ids, **along_sample)
 

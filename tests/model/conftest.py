@@ -92,7 +92,7 @@ def synthetic_features(subject: str, clip: str, label: int, seed: int, frames: i
         landmarks_onset=np.zeros((68, 2), np.float32), landmarks_apex=np.zeros((68, 2), np.float32),
         roi_boxes=QUADRANT_BOXES, roi_patches=patches, roi_stats=stats.astype(np.float32),
         au_activations=aus.astype(np.float32), au_truth=np.array([label == 0, label == 1], np.int8),
-        edge_weights=edge_w.astype(np.float32), input_hash=f"{subject}/{clip}",
+        edge_weights=edge_w.astype(np.float32),
     )
 
 

@@ -1,6 +1,5 @@
-"""The fast store paths: direct chunk reads equal zarr's, background prefetch
-keeps order and errors, persistent DataLoader workers give the in-memory
-source's batches epoch after epoch, reads begun ahead for the next epoch
+"""The trainer's read paths: background prefetch keeps order and errors,
+persistent DataLoader workers give the in-memory source's batches epoch after epoch, reads begun ahead for the next epoch
 (``upcoming``) change no batch whether they are used, dropped or cut short, and
 read errors name the store."""
 from __future__ import annotations
@@ -14,13 +13,11 @@ import time
 import numpy as np
 import pytest
 import torch
-import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
 
 from schemas.model_config import DataConfig
 from stag_model.data import FEATURE_ARRAYS, InMemorySource, Normaliser, StreamingSource, open_samples
 from stag_model.streaming import resolve_workers
-from stag_model.streaming import Background, SharedArena, _row_files, as_tensor, in_background, read_rows
+from stag_model.streaming import Background, SharedArena, as_tensor, in_background
 from stag_model.train import epoch_orders
 
 CPU = torch.device("cpu")
@@ -32,38 +29,6 @@ def _assert_same_batches(first, second):
         assert p1.tolist() == p2.tolist()
         for name in FEATURE_ARRAYS:
             torch.testing.assert_close(getattr(b1, name), getattr(b2, name), rtol=0, atol=0)
-
-
-def test_direct_chunk_reads_equal_zarr(synthetic_store):
-    group = zarr.open_group(str(synthetic_store), mode="r")
-    rows = np.array([5, 0, 33, 12, 5, 37])  # any order, a repeat, an uncommitted slot (never written)
-    for name in FEATURE_ARRAYS:
-        assert _row_files(group[name]) is not None, f"{name}: the writer's layout should take the direct path"
-        expected = np.asarray(group[name].oindex[rows], dtype=np.float32)
-        np.testing.assert_array_equal(read_rows(group[name], rows), expected)
-    with pytest.raises(IndexError, match="out of range"):
-        read_rows(group["flow"], np.array([0, 38]))
-
-
-@pytest.mark.parametrize("compressors", [None, "zstd", "blosc-zstd", "blosc-lz4"])
-def test_direct_reads_cover_the_store_compressors(tmp_path, compressors):
-    codec = {None: None, "zstd": ZstdCodec(level=3), "blosc-zstd": BloscCodec(cname="zstd", shuffle="shuffle"),
-             "blosc-lz4": BloscCodec(cname="lz4", shuffle="bitshuffle")}[compressors]
-    values = np.random.default_rng(0).normal(size=(5, 3, 4)).astype(np.float16)
-    array = zarr.create_array(str(tmp_path / "a.zarr"), shape=values.shape, chunks=(1, 3, 4), dtype="float16",
-                              compressors=codec)
-    array[:4] = values[:4]  # row 4 never written: the fill value
-    assert _row_files(array) is not None
-    np.testing.assert_array_equal(read_rows(array, np.array([4, 2, 0, 2])),
-                                  np.asarray(array.oindex[np.array([4, 2, 0, 2])], np.float32))
-
-
-def test_other_layouts_read_through_zarr(tmp_path):
-    values = np.random.default_rng(0).normal(size=(6, 3, 4)).astype(np.float16)
-    array = zarr.create_array(str(tmp_path / "a.zarr"), shape=values.shape, chunks=(2, 3, 4), dtype="float16")
-    array[:] = values
-    assert _row_files(array) is None  # two rows per chunk
-    np.testing.assert_array_equal(read_rows(array, np.array([4, 1, 1])), values[[4, 1, 1]].astype(np.float32))
 
 
 def test_background_yields_every_item_once_in_order():

@@ -48,7 +48,6 @@ def random_features(sample: str, seed: int, n_time: int = 9, layout: StoreLayout
         au_activations=np.abs(f32(k, a)),
         au_truth=rng.integers(-1, 2, a).astype("int8"),
         edge_weights=np.abs(f32(k, e)),
-        input_hash=f"hash-{sample}",
         timings={"flow": 0.1},
     )
 

@@ -7,10 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from stag_cli.ingest import ingest_main
+from schemas.catalog import DatasetEntry
+from schemas.pipeline_config import PipelineConfig
 from schemas.store_config import CompositeImportConfig
+from stag_cli.ingest import ingest_main
 from stag_features.extract.align import apply_transform, similarity_transform
-from stag_features.ingest.composite import SCHEMATIC_FACE, main, read_flow_image
+from stag_features.ingest.composite import SCHEMATIC_FACE, read_flow_image
+from stag_features.ingest.producers import producer_for
+from stag_features.ingest.steps import ingest_in_process
 from stag_features.store.query import open_store
 from stag_features.store.validate import validate_store
 
@@ -46,8 +50,11 @@ def test_channels_are_read_in_producer_order(tmp_path):
 def test_composite_store_has_442_samples_of_68_subjects_with_official_labels(shared_data, tmp_path):
     gt = shared_data / "annotations" / "megc2019" / "combined_3class_gt.csv"
     out = tmp_path / "megc2019.zarr"
-    code = main(["--annotations", str(gt), "--flow-dir", str(shared_data / "megc2019_flow"), "--out", str(out)])
-    assert code == 0
+    entry = DatasetEntry(name="megc2019", adapter="megc2019", root=tmp_path / "no-frames", annotations=gt,
+                         store=str(out), options={"flow_dir": str(shared_data / "megc2019_flow")})
+    producer = producer_for(entry, PipelineConfig())
+    first = ingest_in_process(entry, producer)
+    assert (first.count("ok"), first.count("failed"), first.bad_rows) == (442, 0, 0)
     ds = open_store(out)
     assert ds.sizes["sample"] == 442 and len(set(ds["subject"].values)) == 68
     assert ds.sizes["frame"] == 1 and ds.sizes["y"] == ds.sizes["x"] == 28
@@ -67,7 +74,7 @@ def test_composite_store_has_442_samples_of_68_subjects_with_official_labels(sha
     np.testing.assert_allclose(one["strain"].values[0].astype(np.float32), image[..., 0] / 255, atol=1e-3)
     assert validate_store(out).ok
     # a rerun skips everything
-    assert main(["--annotations", str(gt), "--flow-dir", str(shared_data / "megc2019_flow"), "--out", str(out)]) == 0
+    assert ingest_in_process(entry, producer).count("skipped") == 442
 
 
 def test_stag_ingest_imports_a_flow_image_dataset_through_the_flow(shared_data, tmp_path, prefect_server):

@@ -16,8 +16,8 @@ import stag_features.ingest.steps as ingest_steps
 from stag_cli.ingest import ingest_main
 from flows.ingest import ingest_dataset
 from stag_features.adapters import AdapterResult, load_dataset
-from stag_features.ingest.plan import input_hash
-from stag_features.ingest.steps import resolve_dataset, settled_plan
+from stag_features.ingest.input_hash import input_hash
+from stag_features.ingest.steps import resolve_producer, settled_plan
 from stag_features.store.writer import slot_states
 from stag_features.store.slots import record_failure
 from stag_features.store.identity import StoreMismatchError
@@ -70,49 +70,50 @@ def test_rerun_of_a_complete_store_takes_the_fast_path(demo_copy):
 def test_a_first_ingest_hashes_inputs_in_its_tasks_and_a_rerun_in_planning(threaded_demo_store, tiny_demo_raw,
                                                                             tmp_path, monkeypatch):
     catalog, store = threaded_demo_store
-    entry, config = resolve_dataset(catalog, "demo")
+    entry, producer = resolve_producer(catalog, "demo")
     records = {r.sample_id: r for r in load_dataset(entry).records}
     # the tasks of the first ingest stored the hash planning would have computed
     assert {sid: s.input_hash for sid, s in slot_states(store).items()} == {
-        sid: input_hash(r) for sid, r in records.items()}
+        sid: input_hash(r, producer) for sid, r in records.items()}
     hashed = []
     real = ingest_steps.input_hashes
-    monkeypatch.setattr(ingest_steps, "input_hashes", lambda rs: (hashed.extend(r.sample_id for r in rs), real(rs))[1])
-    fresh = resolve_dataset(write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, tmp_path / "new.zarr")}),
+    monkeypatch.setattr(ingest_steps, "input_hashes",
+                        lambda rs, p: (hashed.extend(r.sample_id for r in rs), real(rs, p))[1])
+    fresh = resolve_producer(write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, tmp_path / "new.zarr")}),
                             "demo")[0]
-    plan = ingest_steps.prepare_ingest(fresh, config)
+    plan = ingest_steps.prepare_ingest(fresh, producer)
     assert hashed == [] and len(plan.work) == len(records)  # a new store: nothing read in planning
     assert {item.input_hash for item in plan.work} == {ingest_steps.DEFERRED_HASH}
     copy = copy_store(store, tmp_path / "copy.zarr")
     (tmp_path / "c").mkdir()
-    settled = resolve_dataset(write_catalog(tmp_path / "c", {"demo": demo_entry(tiny_demo_raw, copy)}), "demo")[0]
-    plan = ingest_steps.prepare_ingest(settled, config)
+    settled = resolve_producer(write_catalog(tmp_path / "c", {"demo": demo_entry(tiny_demo_raw, copy)}), "demo")[0]
+    plan = ingest_steps.prepare_ingest(settled, producer)
     assert sorted(hashed) == sorted(records) and not plan.work  # committed: every input hashed, all skipped
     hashed.clear()
-    plan = ingest_steps.prepare_ingest(settled, config, force=True)
+    plan = ingest_steps.prepare_ingest(settled, producer, force=True)
     assert sorted(hashed) == sorted(records) and len(plan.work) == len(records)  # --force: hashed, so a dead
     assert all(item.input_hash != ingest_steps.DEFERRED_HASH for item in plan.work)  # batch can't claim old commits
 
 
 def test_settled_plan_skips_exactly_what_prepare_would_skip(demo_copy):
     catalog, store = demo_copy
-    entry, config = resolve_dataset(catalog, "demo")
-    plan = settled_plan(entry, config)
+    entry, producer = resolve_producer(catalog, "demo")
+    plan = settled_plan(entry, producer)
     assert plan is not None and not plan.work and plan.bad_rows == 0
     assert sorted(o.sample_id for o in plan.decided if o.status == "skipped") == sorted(slot_states(store))
     states = slot_states(store)
     first, second, third = sorted(states)[:3]
     # a failure that says something about the input stands: still nothing to do
     record_failure(store, states[first].slot, first, "face", "no face", states[first].input_hash)
-    assert settled_plan(entry, config) is not None
+    assert settled_plan(entry, producer) is not None
     # a retryable failure (a stage's bug, exhausted I/O retries) and an interrupted sample are work
     for stage in ("unexpected", "io"):
         record_failure(store, states[second].slot, second, stage, "boom", states[second].input_hash)
-        assert settled_plan(entry, config) is None, stage
+        assert settled_plan(entry, producer) is None, stage
     record_failure(store, states[second].slot, second, "face", "no face", states[second].input_hash)
-    assert settled_plan(entry, config) is not None
+    assert settled_plan(entry, producer) is not None
     record_failure(store, states[third].slot, third, "face", "no face", "another input")  # input changed
-    assert settled_plan(entry, config) is None
+    assert settled_plan(entry, producer) is None
 
 
 def test_a_clip_missing_from_the_store_runs_the_flow(demo_copy, prefect_server, capsys, caplog):
@@ -120,8 +121,8 @@ def test_a_clip_missing_from_the_store_runs_the_flow(demo_copy, prefect_server, 
     states = slot_states(store)
     victim = sorted(states)[4]
     zarr.open_group(str(store), mode="r+")["committed"][states[victim].slot] = False  # as if killed mid-write
-    entry, config = resolve_dataset(catalog, "demo")
-    assert settled_plan(entry, config) is None
+    entry, producer = resolve_producer(catalog, "demo")
+    assert settled_plan(entry, producer) is None
     assert ingest_main(["--catalog", str(catalog), "--dataset", "demo"]) == 0
     assert "no flow run started" not in capsys.readouterr().out
     assert "ok      1   skipped      9" in caplog.text  # the flow's summary (printed into its log)
@@ -130,20 +131,20 @@ def test_a_clip_missing_from_the_store_runs_the_flow(demo_copy, prefect_server, 
 
 def test_a_clip_added_to_the_sheet_or_changed_is_work(demo_copy, monkeypatch):
     catalog, _store = demo_copy
-    entry, config = resolve_dataset(catalog, "demo")
+    entry, producer = resolve_producer(catalog, "demo")
     records = load_dataset(entry).records
 
     def sheet(recs):
         monkeypatch.setattr(ingest_steps, "load_dataset", lambda _entry: AdapterResult(list(recs)))
 
     sheet(records[:-1])  # a sample of the store that the sheet no longer lists is left alone
-    assert settled_plan(entry, config) is not None
+    assert settled_plan(entry, producer) is not None
     sheet([*records, records[0].model_copy(update={"clip": "brand_new"})])
-    assert settled_plan(entry, config) is None
+    assert settled_plan(entry, producer) is None
     changed = records[0].model_copy(update={"emotion": "changed"})  # the input hash covers the record
-    assert input_hash(changed) != input_hash(records[0])
+    assert input_hash(changed, producer) != input_hash(records[0], producer)
     sheet([changed, *records[1:]])
-    assert settled_plan(entry, config) is None
+    assert settled_plan(entry, producer) is None
 
 
 def _pipeline_options(catalog: Path, **sections: dict) -> None:
@@ -183,21 +184,21 @@ def test_a_store_whose_hash_covered_threads_and_lock_waits_is_reused(demo_copy, 
     """A store from before: nothing refused, nothing recomputed, its own hash kept for new samples; with
     another thread count too. A real parameter change is still refused."""
     catalog, store = demo_copy
-    entry, config = resolve_dataset(catalog, "demo")
-    legacy = _as_recorded_before(store, config)
-    assert legacy != config.config_hash()
+    entry, producer = resolve_producer(catalog, "demo")
+    legacy = _as_recorded_before(store, producer.config)
+    assert legacy != producer.config.config_hash()
     _pipeline_options(catalog, tvl1={"opencv_threads": 3})
-    entry, config = resolve_dataset(catalog, "demo")
-    settled = settled_plan(entry, config)
+    entry, producer = resolve_producer(catalog, "demo")
+    settled = settled_plan(entry, producer)
     assert settled is not None and settled.config_hash == legacy
     assert {o.status for o in settled.decided} == {"skipped"}
-    plan = ingest_steps.prepare_ingest(entry, config)  # the flow's planning
+    plan = ingest_steps.prepare_ingest(entry, producer)  # the flow's planning
     assert plan.work == [] and plan.store_state == "opened" and plan.config_hash == legacy
-    assert ingest_steps.stale_reason(entry, config) is None
+    assert ingest_steps.stale_reason(entry, producer) is None
     _pipeline_options(catalog, tvl1={"epsilon": 0.04})
-    entry, config = resolve_dataset(catalog, "demo")
+    entry, producer = resolve_producer(catalog, "demo")
     with pytest.raises(StoreMismatchError, match="tvl1.epsilon: 0.05 -> 0.04") as refused:
-        settled_plan(entry, config)
+        settled_plan(entry, producer)
     assert "opencv_threads" not in str(refused.value) and "lock_timeout_s" not in str(refused.value)
 
 

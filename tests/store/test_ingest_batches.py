@@ -6,7 +6,9 @@ import zarr
 
 import flows.ingest as ingest_flow
 import stag_features.ingest.sample_steps as sample_ingest
+from schemas.pipeline_config import PipelineConfig
 from stag_features.ingest.plan import SampleOutcome, guided_batches
+from stag_features.ingest.producers import PipelineProducer
 from stag_features.ingest.steps import DEFERRED_HASH, IngestPlan, WorkItem
 from stag_features.store.writer import slot_states
 
@@ -39,14 +41,13 @@ def no_delay(monkeypatch):
     monkeypatch.setattr(sample_ingest, "IO_RETRY_DELAY_S", 0)
     recorded = []
     monkeypatch.setattr(sample_ingest, "record_failure", lambda *args: recorded.append(args))
-    monkeypatch.setattr(ingest_flow.PipelineConfig, "model_validate_json", classmethod(lambda cls, _j: cls()))
     return recorded
 
 
 def test_transient_io_errors_are_retried_per_sample_and_the_batch_goes_on(monkeypatch, no_delay):
     calls: dict[str, int] = {}
 
-    def flaky(store, item, config):
+    def flaky(store, item, producer):
         calls[item.sample_id] = calls.get(item.sample_id, 0) + 1
         if item.sample_id == "s/c1" and calls[item.sample_id] <= 2:
             raise TimeoutError("nfs hiccup")  # an OSError: transient
@@ -55,7 +56,8 @@ def test_transient_io_errors_are_retried_per_sample_and_the_batch_goes_on(monkey
         return SampleOutcome(item.sample_id, "ok")
 
     monkeypatch.setattr(sample_ingest, "ingest_sample", flaky)
-    outcomes = ingest_flow.ingest_batch_task.fn("store.zarr", [_item(1), _item(2), _item(3)], "{}")
+    outcomes = ingest_flow.ingest_batch_task.fn("store.zarr", [_item(1), _item(2), _item(3)],
+                                                PipelineProducer(PipelineConfig()))
     assert [(o.sample_id, o.status) for o in outcomes] == [("s/c1", "ok"), ("s/c2", "failed"), ("s/c3", "ok")]
     assert calls == {"s/c1": 3, "s/c2": 1 + sample_ingest.IO_RETRIES, "s/c3": 1}
     assert outcomes[1].stage == "io" and outcomes[1].reason.endswith(f"(after {sample_ingest.IO_RETRIES} retries)")

@@ -10,7 +10,8 @@ from stag_cli.ingest import ingest_main
 from flows.ingest import ingest_dataset
 from schemas.catalog import load_catalog
 from stag_features.adapters import load_dataset
-from stag_features.ingest.steps import entry_pipeline_config, pipeline_identity
+from stag_features.ingest.producers import PipelineProducer
+from stag_features.ingest.steps import entry_pipeline_config
 from stag_features.store.query import open_store, read_sample
 from stag_features.extract.sample_pipeline import extract_sample
 from stag_features.store.slots import sample_arrays
@@ -21,7 +22,7 @@ def test_every_stored_array_equals_what_the_extractor_returns(threaded_demo_stor
     catalog, store = threaded_demo_store
     entry = load_catalog(catalog).get("demo")
     config = entry_pipeline_config(entry)
-    layout = pipeline_identity(entry, config).layout
+    layout = PipelineProducer(config).identity(entry).layout
     records = load_dataset(entry).records
     assert sorted(open_store(store)["sample"].values) == sorted(r.sample_id for r in records)
     for record in records[::4]:  # 3 of the 10: the extractor is the costly part

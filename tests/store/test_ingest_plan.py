@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from schemas.sample_record import FrameSource, SampleRecord
-from stag_features.ingest.plan import RunSummary, SampleOutcome, hash_decides, input_hash, needs_compute
+from schemas.pipeline_config import PipelineConfig
+from stag_features.ingest.input_hash import input_hash
+from stag_features.ingest.plan import RunSummary, SampleOutcome, hash_decides, needs_compute
+from stag_features.ingest.producers import PipelineProducer
 from stag_features.store.writer import SlotState
 
 
@@ -40,13 +43,14 @@ def test_input_hash_covers_record_and_frame_bytes(tmp_path):
     for i in range(3):
         (folder / f"img{i}.png").write_bytes(bytes([i]) * 10)
     record = SampleRecord(dataset="d", subject="s", clip="c", source=FrameSource(kind="folder", path=folder))
-    first = input_hash(record)
-    assert input_hash(record) == first
-    assert input_hash(record.model_copy(update={"emotion": "x"})) != first
+    producer = PipelineProducer(PipelineConfig())
+    first = input_hash(record, producer)
+    assert input_hash(record, producer) == first
+    assert input_hash(record.model_copy(update={"emotion": "x"}), producer) != first
     (folder / "img1.png").write_bytes(b"changed!!!")
-    assert input_hash(record) != first
+    assert input_hash(record, producer) != first
     missing = record.model_copy(update={"source": FrameSource(kind="folder", path=tmp_path / "nowhere")})
-    assert len(input_hash(missing)) == 64  # never raises: the extraction records the problem
+    assert len(input_hash(missing, producer)) == 64  # never raises: the extraction records the problem
 
 
 def test_summary_counts_and_stage_times():

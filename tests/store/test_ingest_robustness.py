@@ -56,7 +56,7 @@ ids = [f"s{{i % 4}}/c{{i}}" for i in range(n)]
 slots = allocate_slots(path, ids)
 for i, sid in enumerate(ids):
     f = random_features(sid, seed=i)
-    write_sample(path, slots[sid], f, f.input_hash)
+    write_sample(path, slots[sid], f, f"hash-{sid}")
 """
 
 

@@ -7,11 +7,13 @@ import pytest
 import zarr
 
 import flows.ingest as ingest_flow
+import stag_features.ingest.producers as producers
 import stag_features.ingest.sample_steps as sample_ingest
 import stag_features.extract.sample_pipeline as sample_pipeline
 from flows.ingest import ingest_dataset, runner_for
 from schemas.pipeline_config import PipelineConfig
 from stag_features.ingest.plan import split_costliest
+from stag_features.ingest.producers import PipelineProducer
 from stag_features.ingest.steps import WorkItem
 from stag_features.store.writer import slot_states
 from stag_features.store.validate import validate_store
@@ -125,7 +127,7 @@ def test_transient_io_errors_of_a_pair_task_are_retried(monkeypatch):
 
     monkeypatch.setattr(sample_pipeline, "flow_pairs", flaky)
     item = WorkItem("s/c1", 1, "{}", "hash1", 10)
-    config = PipelineConfig().with_overrides(execution={"pairs_per_task": 2})
+    config = PipelineProducer(PipelineConfig().with_overrides(execution={"pairs_per_task": 2}))
     assert sample_ingest.split_pairs("store.zarr", item, object(), 1, config) == "flows"
     assert calls == [2] * (1 + sample_ingest.IO_RETRIES) and recorded == []
 
@@ -155,16 +157,16 @@ def test_a_warmed_landmark_model_goes_to_the_first_thread_that_asks_only(monkeyp
 
     built = []
     monkeypatch.setattr(face, "make_backend", lambda config: built.append(object()) or built[-1])
-    monkeypatch.setattr(sample_ingest, "_SPARES", {})
-    monkeypatch.setattr(sample_ingest, "_BACKENDS", threading.local())
+    monkeypatch.setattr(producers, "_SPARES", {})
+    monkeypatch.setattr(producers, "_BACKENDS", threading.local())
     config = PipelineConfig()
-    sample_ingest.warm_backend(config)  # as a Dask worker's preload does, before any task
-    sample_ingest.warm_backend(config)  # warming twice builds once
+    producers.warm_backend(config)  # as a Dask worker's preload does, before any task
+    producers.warm_backend(config)  # warming twice builds once
     assert len(built) == 1
-    first = sample_ingest.cached_backend(config)
-    assert first is built[0] and sample_ingest.cached_backend(config) is first  # cached for this thread
+    first = producers.cached_backend(config)
+    assert first is built[0] and producers.cached_backend(config) is first  # cached for this thread
     other = []
-    thread = threading.Thread(target=lambda: other.append(sample_ingest.cached_backend(config)))
+    thread = threading.Thread(target=lambda: other.append(producers.cached_backend(config)))
     thread.start()
     thread.join()
     assert other[0] is built[1] and len(built) == 2  # another thread builds its own

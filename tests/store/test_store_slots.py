@@ -43,7 +43,7 @@ def test_one_writer_writes_many_slots_and_one_appended_after_it_opened(store, ma
     writer = SlotWriter(path)
     features = {sid: make_features(sid, seed=i, n_time=6 + i) for i, sid in enumerate(IDS)}
     for sid, feat in features.items():
-        writer.write(slots[sid], feat, feat.input_hash)
+        writer.write(slots[sid], feat, f"hash-{sid}")
     late = allocate_slots(path, ["s3/a"])["s3/a"]  # another run appends a slot after the writer opened
     features["s3/a"] = make_features("s3/a", seed=9)
     writer.write(late, features["s3/a"], "h-late")
