@@ -10,7 +10,7 @@ TORCH  := torch==2.13.0
 # would replace our single OpenCV wheel: install it without dependencies.
 FAN    := face-alignment==1.5.0
 
-.PHONY: install test test-fast demo clean-venv
+.PHONY: install lint test test-fast demo clean-venv
 
 install: $(STAMP)
 
@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m stag_features.install_check
 	touch $(STAMP)
 
-test: install
+# the layering contracts and the lint rules of pyproject.toml, then the tests
+lint: install
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install

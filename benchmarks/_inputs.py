@@ -8,7 +8,6 @@ from pathlib import Path
 
 from benchmarks._common import PROJECT_ROOT, SCRATCH_BASE, VIDEOS
 
-
 # -- the real clips -------------------------------------------------------------
 
 

@@ -77,8 +77,8 @@ def replicated_store(path: Path, config, features: list, n_samples: int, n_subje
     import shutil
 
     from benchmarks.ingest_stages import _store_for
-    from stag_features.store.writer import allocate_slots
     from stag_features.store.slots import write_sample
+    from stag_features.store.writer import allocate_slots
 
     shutil.rmtree(path, ignore_errors=True)
     store = _store_for(path, config, {BENCH_SCHEME: BENCH_CLASSES})

@@ -38,8 +38,8 @@ STAGES = ("decode", "face", "align", "motion", "tvl1", "strain", "rois", "aus", 
 
 def _store_for(path: Path, config, schemes: dict[str, tuple[str, ...]]) -> str:
     from stag_features.ingest.producers import PipelineProducer, pipeline_layout
-    from stag_features.store.writer import ensure_store
     from stag_features.store.identity import StoreIdentity
+    from stag_features.store.writer import ensure_store
 
     identity = StoreIdentity(dataset="bench", producer=PipelineProducer.kind, config=config.provenance(),
                              config_hash=config.config_hash(), layout=pipeline_layout(config, schemes),
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="ingest_stages", help="results file name")
     args = parser.parse_args(argv)
 
-    from schemas.pipeline_config import PipelineConfig
     from schemas.catalog import load_catalog
+    from schemas.pipeline_config import PipelineConfig
     from stag_features.adapters import load_dataset
     from stag_features.extract.face import make_backend
     from stag_features.ingest.steps import entry_pipeline_config

@@ -149,10 +149,8 @@ def measure_store(name: str, path: Path, scheme: str, batch_size: int, epochs: i
 
     from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
     from stag_model.data import InMemorySource, StreamingSource, open_samples
-    from stag_model.protocols import GuardedLabels, make_folds
+    from stag_model.protocols import Fold, GuardedLabels, make_folds
     from stag_model.train import fit_fold
-
-    from stag_model.protocols import Fold
 
     device = torch.device("cpu")
     rows = []

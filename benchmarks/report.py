@@ -22,12 +22,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import PROJECT_ROOT, RESULTS_DIR  # noqa: E402
-from benchmarks._report_common import (TARGETS, f, load, md_table, ms, pct, provenance, scaling_bound,  # noqa: E402
-                                        speedup, two_core_ceiling)
-from schemas.model_config import DataConfig  # noqa: E402
-from stag_model.data import held_in_memory  # noqa: E402
+from benchmarks._report_common import (  # noqa: E402
+    TARGETS,
+    f,
+    load,
+    md_table,
+    ms,
+    pct,
+    provenance,
+    scaling_bound,
+    speedup,
+    two_core_ceiling,
+)
 from benchmarks.report_ingest import section_runs, section_selection, section_stages  # noqa: E402
 from benchmarks.report_store import section_codecs  # noqa: E402
+from schemas.model_config import DataConfig  # noqa: E402
+from stag_model.data import held_in_memory  # noqa: E402
 
 
 def section_loader(doc: dict) -> list[str]:
@@ -176,8 +186,8 @@ def summary_rows() -> list[list[str]]:
             measured_on = r.get("device", "cpu")
             held = held_in_memory(int(r["feature_mb_float32"] * 2**20), DataConfig(scheme="any"))
             outside = None if uses is None or measured_on in uses else (
-                f"the trainer's source with a GPU, measured on the CPU, where its worker processes take the cores "
-                f"the training step runs on (the trainer on the CPU reads this store with 0 workers)" if uses else
+                "the trainer's source with a GPU, measured on the CPU, where its worker processes take the cores "
+                "the training step runs on (the trainer on the CPU reads this store with 0 workers)" if uses else
                 f"not how the trainer reads this store ({f(r['feature_mb_float32'], '{:.0f}')} MB of features: "
                 + ("held in memory" if held else "streamed with 0 workers on the CPU, 2 on a GPU") + ")")
             rows.append([f"data wait per step, {r['store']} store, {r['source']}"

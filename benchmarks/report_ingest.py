@@ -3,8 +3,18 @@ every frame, stag vs the naive loop, the cached rerun and 1 vs 2 workers;
 rendered by `benchmarks/report.py`."""
 from __future__ import annotations
 
-from benchmarks._report_common import (TARGETS, f, load, md_table, pct, scaling_bound, speedup, two_core_ceiling,
-                                       two_core_ceilings)
+from benchmarks._report_common import (
+    TARGETS,
+    f,
+    load,
+    md_table,
+    pct,
+    scaling_bound,
+    speedup,
+    two_core_ceiling,
+    two_core_ceilings,
+)
+
 
 def _scaling_verdict(command: float, flow: float) -> str:
     """meets / misses for the whole command and inside the flow."""

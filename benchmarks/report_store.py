@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from benchmarks._report_common import f, load, md_table
 
+
 def section_codecs(doc: dict) -> list[str]:
     fig = doc["figures"]
     out = []

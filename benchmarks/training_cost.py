@@ -56,8 +56,8 @@ def child(args: argparse.Namespace) -> int:
     for fold in chosen:
         marks = []
         t0 = time.perf_counter()
-        result = fit_fold(samples, source, fold, GuardedLabels(samples.labels, fold.train, fold.name), configs,
-                          train.seeds[0], device, log=lambda _m: marks.append(time.perf_counter()))
+        fit_fold(samples, source, fold, GuardedLabels(samples.labels, fold.train, fold.name), configs,
+                 train.seeds[0], device, log=lambda _m: marks.append(time.perf_counter()))
         total = time.perf_counter() - t0
         epochs = [b - a for a, b in zip(marks, marks[1:])]
         per_fold.append({"fold": fold.name, "train": len(fold.train), "test": len(fold.test), "fold_s": total,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -41,7 +42,6 @@ from flows.cluster import local_cluster, local_cluster_kwargs, started_cluster
 from schemas.catalog import DatasetEntry
 from stag_features.ingest.plan import RunSummary, SampleOutcome, guided_batches
 from stag_features.ingest.producers import Producer
-from stag_features.ingest.steps import IngestPlan, WorkItem, prepare_ingest, resolve_producer
 from stag_features.ingest.sample_steps import (
     clips_to_split,
     finish_split,
@@ -53,6 +53,7 @@ from stag_features.ingest.sample_steps import (
     with_input_hashes,
     work_cost,
 )
+from stag_features.ingest.steps import IngestPlan, WorkItem, prepare_ingest, resolve_producer
 
 # Prefect's thread pool is unbounded by default: one thread per core keeps CPU-bound
 # stages (alignment, TV-L1) from thrashing and bounds the landmark models loaded (one per thread)

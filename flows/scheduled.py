@@ -26,7 +26,7 @@ def ingest_catalog(catalog: str) -> dict[str, str]:
     """Ingest every dataset of ``catalog`` whose store is not up to date; returns dataset -> what happened."""
     logger = get_run_logger()
     done: dict[str, str] = {}
-    for name in load_catalog(catalog).datasets:
+    for name in load_catalog(catalog).names():  # an unavailable dataset is logged as an error below
         try:
             reason = check_store_task(catalog, name)
             if reason is None:

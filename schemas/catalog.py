@@ -15,11 +15,14 @@ Format::
         options: {}              # optional; adapter-specific (e.g. sheet, flow_dir); options
                                  # named *_dir, *_file, *_path are paths, resolved like root
 
-Relative paths are relative to the catalog root. Every local path (root,
-annotations, store) must stay inside the catalog root after ``..`` and symlinks
-are resolved. Unknown keys, missing annotation files and escaping paths are
-errors naming the key or path. YAML is read with ``yaml.safe_load``: a catalog
-cannot construct Python objects or run code.
+Relative paths are relative to the catalog file's folder. Every local path
+(root, annotations, store, path options) must stay inside the catalog root
+after ``..`` and symlinks are resolved. Unknown keys and escaping paths are
+errors naming the key or path. A dataset whose annotation file is missing is
+*unavailable*: the catalog loads, and using that dataset (``Catalog.get``)
+raises the error naming the file, so that one absent dataset never blocks the
+others. YAML is read with ``yaml.safe_load``: a catalog cannot construct
+Python objects or run code.
 """
 from __future__ import annotations
 
@@ -41,6 +44,10 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://")
 
 class CatalogError(ValueError):
     """A catalog that cannot be used, with the file and the key or path at fault."""
+
+
+class MissingDataError(CatalogError):
+    """A dataset whose annotation file is not on this machine."""
 
 
 class DatasetEntry(BaseModel):
@@ -70,12 +77,19 @@ class Catalog(BaseModel):
 
     path: Path = Field(description="the catalog file")
     root: Path = Field(description="the folder every local path stays inside")
-    datasets: dict[str, DatasetEntry]
+    datasets: dict[str, DatasetEntry] = Field(description="the datasets whose files are here")
+    unavailable: dict[str, str] = Field(default_factory=dict, description="name -> why it cannot be used here")
+
+    def names(self) -> list[str]:
+        """Every dataset the catalog names, available or not, in file order."""
+        return [*self.datasets, *self.unavailable]
 
     def get(self, name: str) -> DatasetEntry:
-        """One dataset by name; the error lists the known names."""
+        """One dataset by name; the error lists the known names, or says why it is unavailable."""
+        if name in self.unavailable:
+            raise MissingDataError(self.unavailable[name])
         if name not in self.datasets:
-            raise CatalogError(f"catalog {self.path}: no dataset {name!r}; known: {', '.join(sorted(self.datasets))}")
+            raise CatalogError(f"catalog {self.path}: no dataset {name!r}; known: {', '.join(sorted(self.names()))}")
         return self.datasets[name]
 
 
@@ -92,10 +106,11 @@ def _inside(path: Path, written: str, base: Path, file: Path, key: str) -> Path:
 
 
 def _local_path(value: object, base: Path, file: Path, key: str) -> Path:
+    """``value`` resolved against the catalog file's folder; it must stay inside ``base`` (the root)."""
     if not isinstance(value, str) or not value.strip():
         raise CatalogError(f"catalog {file}: {key} must be a path string, got {value!r}")
     path = Path(value).expanduser()
-    return _inside(path if path.is_absolute() else base / path, value, base, file, key)
+    return _inside(path if path.is_absolute() else file.parent / path, value, base, file, key)
 
 
 def _entry(name: str, body: object, base: Path, file: Path) -> DatasetEntry:
@@ -119,7 +134,7 @@ def _entry(name: str, body: object, base: Path, file: Path) -> DatasetEntry:
     if "annotations" in body and body["annotations"] is not None:
         annotations = _local_path(body["annotations"], base, file, f"{where}.annotations")
         if not generated and not annotations.is_file():
-            raise CatalogError(f"catalog {file}: {where}.annotations file {annotations} does not exist")
+            raise MissingDataError(f"catalog {file}: {where}.annotations file {annotations} does not exist")
     elif not generated:
         raise CatalogError(f"catalog {file}: {where} lacks required key 'annotations'")
     store = body["store"]
@@ -175,5 +190,10 @@ def load_catalog(path: Path | str) -> Catalog:
     datasets = data.get("datasets")
     if not isinstance(datasets, dict) or not datasets:
         raise CatalogError(f"catalog {file}: 'datasets' must be a non-empty mapping of name -> dataset")
-    entries = {str(name): _entry(str(name), body, base, file) for name, body in datasets.items()}
-    return Catalog(path=file, root=base, datasets=entries)
+    entries, unavailable = {}, {}
+    for name, body in datasets.items():
+        try:
+            entries[str(name)] = _entry(str(name), body, base, file)
+        except MissingDataError as exc:
+            unavailable[str(name)] = str(exc)
+    return Catalog(path=file, root=base, datasets=entries, unavailable=unavailable)

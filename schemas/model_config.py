@@ -12,7 +12,6 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 ClassWeighting = Literal["none", "inverse_frequency", "sqrt_inverse_frequency"]
 # power p of the class weight 1 / count**p for each ClassWeighting
 CLASS_WEIGHT_POWER: dict[str, float] = {"none": 0.0, "inverse_frequency": 1.0, "sqrt_inverse_frequency": 0.5}

@@ -80,9 +80,14 @@ def describe_entry(entry: DatasetEntry, result: AdapterResult) -> str:
 
 def describe(catalog: Catalog, dataset: str | None = None) -> tuple[str, int]:
     """Text for every (or one) dataset of a catalog, and the number of datasets that failed to load."""
-    entries = [catalog.get(dataset)] if dataset else list(catalog.datasets.values())
-    blocks, failures = [f"catalog {catalog.path}: {len(catalog.datasets)} datasets"], 0
-    for entry in entries:
+    names = [dataset] if dataset else catalog.names()
+    blocks, failures = [f"catalog {catalog.path}: {len(catalog.names())} datasets"], 0
+    for name in names:
+        if name in catalog.unavailable:
+            failures += 1
+            blocks.append(f"{name}  [unavailable here]\n  ERROR: {catalog.unavailable[name]}")
+            continue
+        entry = catalog.get(name)
         try:
             result = load_dataset(entry)
         except (ValueError, FileNotFoundError) as exc:

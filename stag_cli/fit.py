@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig

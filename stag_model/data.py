@@ -34,8 +34,7 @@ from schemas.store_spec import AU_TRUTH, FEATURE_ARRAYS, ROI_STAT_NAMES, SAMPLE_
 from stag_features.store import StoreReader, open_stores
 from stag_features.store.rows import float32_empty
 from stag_model.model import StagBatch
-from stag_model.streaming import (BatchLoader, Passes, SharedArena, as_tensor, in_background, pinned,
-                                  resolve_workers)
+from stag_model.streaming import BatchLoader, Passes, SharedArena, as_tensor, in_background, pinned, resolve_workers
 
 # roi_stats as the model sees them: the store's dominant direction (rad) becomes (cos, sin) at read time
 DIRECTION_STAT = ROI_STAT_NAMES.index("dominant_direction")

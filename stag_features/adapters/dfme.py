@@ -13,7 +13,7 @@ from typing import Mapping
 from schemas.catalog import DatasetEntry
 from schemas.class_schemes import get_scheme
 from stag_features.adapters.base import AdapterResult
-from stag_features.adapters.sheet_layout import SheetLayout, frame_columns, emotion_text, load_sheet
+from stag_features.adapters.sheet_layout import SheetLayout, emotion_text, frame_columns, load_sheet
 from stag_features.adapters.sheet_reading import text
 
 NATIVE_SCHEME = "dfme-7"

@@ -31,10 +31,10 @@ from schemas.catalog import DatasetEntry
 from schemas.class_schemes import get_scheme
 from schemas.sample_record import SampleRecord
 from stag_features.adapters import samm
+from stag_features.adapters.au_codes import is_blank
 from stag_features.adapters.base import COMMON_OPTIONS, AdapterResult, AnnotationError, BadRow, build_records
 from stag_features.adapters.sheet_layout import SheetLayout, open_sheet, record_builder
 from stag_features.adapters.sheet_reading import header_names, iter_rows, map_columns, text
-from stag_features.adapters.au_codes import is_blank
 
 NATIVE_SCHEME = "megc2019-3"
 # The official file's columns, by position (it has no header row).

@@ -28,6 +28,7 @@ import pandas as pd
 
 from schemas.catalog import DatasetEntry
 from schemas.sample_record import AUAnnotation, FrameSource, SampleRecord
+from stag_features.adapters.au_codes import parse_au_cell
 from stag_features.adapters.base import (
     COMMON_OPTIONS,
     AdapterResult,
@@ -50,7 +51,6 @@ from stag_features.adapters.sheet_reading import (
     required_frame,
     text,
 )
-from stag_features.adapters.au_codes import parse_au_cell
 from stag_features.extract.frame_sources import VIDEO_SUFFIXES
 
 FRAME_FIELDS = ("onset", "apex", "offset")

@@ -14,8 +14,8 @@ from typing import Iterator, Mapping
 
 import pandas as pd
 
-from stag_features.adapters.base import AnnotationError
 from stag_features.adapters.au_codes import is_blank
+from stag_features.adapters.base import AnnotationError
 
 EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls"})
 CSV_SUFFIXES = frozenset({".csv", ".txt"})

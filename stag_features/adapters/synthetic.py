@@ -27,8 +27,8 @@ from pathlib import Path
 from schemas.catalog import DatasetEntry
 from schemas.sample_record import FrameSource, SampleRecord
 from schemas.synthetic_config import SyntheticConfig
-from stag_features.adapters.base import AdapterResult, AnnotationError, BadRow
 from stag_features.adapters.au_codes import parse_au_cell
+from stag_features.adapters.base import AdapterResult, AnnotationError, BadRow
 
 SCHEME = "demo"
 SHEET_NAME = "annotations.csv"

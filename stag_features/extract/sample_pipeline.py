@@ -43,9 +43,9 @@ import numpy as np
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
+from stag_features.errors import NoFaceError, SampleError
 from stag_features.extract.align import align_clip, landmarks_on_crop
 from stag_features.extract.aus import au_truth_vector, flow_au_cue
-from stag_features.errors import NoFaceError, SampleError
 from stag_features.extract.face import LandmarkBackend, make_backend
 from stag_features.extract.flow import configure_opencv_threads, optical_strain, tvl1_flows_from_onset
 from stag_features.extract.frames import count_frames, read_frames

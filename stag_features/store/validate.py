@@ -25,7 +25,6 @@ import zarr
 
 from schemas.store_spec import BAD_ROW_PREFIX, GROUP_ARRAYS, REQUIRED_ATTRS, SAMPLE_ARRAYS, SCHEMA_VERSION, StoreLayout
 
-
 MAX_SHOWN = 20  # problems listed by text(); all are kept in .problems
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_record import FrameSource
-from stag_features.extract.align import align_clip, apply_transform, landmarks_on_crop, similarity_transform
 from stag_features.errors import NoFaceError
+from stag_features.extract.align import align_clip, apply_transform, landmarks_on_crop, similarity_transform
 from stag_features.extract.frames import read_frames
 
 

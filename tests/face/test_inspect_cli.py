@@ -6,10 +6,10 @@ import sys
 import types
 
 import cv2
-import numpy as np
 import pytest
 
 from stag_cli import inspect as inspect_cli
+from stag_features.figures import face_figure
 
 
 def run(argv: list[str]) -> int:
@@ -23,7 +23,7 @@ def test_inspect_face_on_an_image_writes_the_figure(shared_data, tmp_path, capsy
     out = tmp_path / "takeo.png"
     assert run(["inspect", "face", str(shared_data / "landmarks" / "takeo.ppm"), "--out", str(out)]) == 0
     figure = cv2.imread(str(out))
-    size = 224 * inspect_cli.FIGURE_SCALE
+    size = 224 * face_figure.FIGURE_SCALE
     assert figure.shape == (size, size, 3)
     # landmarks are drawn in pure red and boxes in colour on a grey crop
     red = (figure[..., 2] > 200) & (figure[..., 1] < 60) & (figure[..., 0] < 60)

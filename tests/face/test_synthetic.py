@@ -7,7 +7,6 @@ import pytest
 
 from schemas.face_config import FaceConfig
 from schemas.synthetic_config import SyntheticConfig
-from stag_features.extract.face import detect_subject
 from stag_features.adapters.synthetic_clips import (
     EMOTION_AUS,
     base_face,
@@ -18,6 +17,7 @@ from stag_features.adapters.synthetic_clips import (
     make_identity,
     render_frame,
 )
+from stag_features.extract.face import detect_subject
 
 
 def test_emotions_are_au_combinations_with_motion_models():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.catalog import CatalogError, load_catalog
+from schemas.catalog import CatalogError, MissingDataError, load_catalog
 
 
 def _write(folder: Path, text: str) -> Path:
@@ -58,10 +58,26 @@ datasets:
 
 
 def test_catalog_root_key_widens_the_allowed_folder(project: Path) -> None:
+    """Paths are relative to the catalog file; ``root`` only says how far they may reach."""
     sub = project / "conf"
     sub.mkdir()
-    path = _write(sub, "root: ..\ndatasets:\n  d: {adapter: casme2, root: raw, annotations: annotations/coding.xlsx, store: s.zarr}\n")
-    assert load_catalog(path).get("d").annotations == project.resolve() / "annotations" / "coding.xlsx"
+    body = "datasets:\n  d: {adapter: casme2, root: raw, annotations: ../annotations/coding.xlsx, store: s.zarr}\n"
+    with pytest.raises(CatalogError, match="outside the catalog root"):
+        load_catalog(_write(sub, body))
+    entry = load_catalog(_write(sub, "root: ..\n" + body)).get("d")
+    assert entry.annotations == project.resolve() / "annotations" / "coding.xlsx"
+    assert entry.root == sub.resolve() / "raw" and entry.store == str(sub.resolve() / "s.zarr")
+
+
+def test_a_dataset_whose_sheet_is_missing_does_not_block_the_others(project: Path) -> None:
+    path = _write(project, "datasets:\n"
+                           "  gone: {adapter: casme2, root: r, annotations: annotations/missing.xlsx, store: s}\n"
+                           "  here: {adapter: casme2, root: r, annotations: annotations/coding.xlsx, store: t}\n")
+    catalog = load_catalog(path)
+    assert catalog.names() == ["here", "gone"] and list(catalog.datasets) == ["here"]
+    assert catalog.get("here").annotations.name == "coding.xlsx"
+    with pytest.raises(MissingDataError, match="datasets.gone.annotations file .*annotations/missing.xlsx does not exist"):
+        catalog.get("gone")
 
 
 @pytest.mark.parametrize(
@@ -71,8 +87,6 @@ def test_catalog_root_key_widens_the_allowed_folder(project: Path) -> None:
          "unknown key datasets.d.colour"),
         ("version: 2\ndatasets:\n  d: {adapter: casme2, root: r, annotations: annotations/coding.xlsx, store: s}",
          "unknown key 'version'"),
-        ("datasets:\n  d: {adapter: casme2, root: r, annotations: annotations/missing.xlsx, store: s}",
-         "annotations file .*annotations/missing.xlsx does not exist"),
         ("datasets:\n  d: {adapter: casme2, root: r, store: s}", "lacks required key 'annotations'"),
         ("datasets:\n  d: {adapter: casme9, root: r, annotations: annotations/coding.xlsx, store: s}",
          "adapter 'casme9' is not one of"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from schemas.catalog import DatasetEntry
 from stag_features.adapters import AdapterResult, casme2, casme3, dfme, megc2019, samm
 from stag_features.adapters.sheet_layout import SheetLayout, frame_columns, load_sheet

@@ -13,9 +13,9 @@ from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
 from schemas.store_spec import StoreLayout
-from stag_features.store.writer import allocate_slots, ensure_store
-from stag_features.store.slots import write_sample
 from stag_features.store.identity import StoreIdentity
+from stag_features.store.slots import write_sample
+from stag_features.store.writer import allocate_slots, ensure_store
 from stag_model.model import StagBatch
 
 torch.set_num_threads(1)  # the test machine is shared; one thread per test process is fastest overall

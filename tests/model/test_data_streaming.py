@@ -16,8 +16,7 @@ import torch
 
 from schemas.model_config import DataConfig
 from stag_model.data import FEATURE_ARRAYS, InMemorySource, Normaliser, StreamingSource, open_samples
-from stag_model.streaming import resolve_workers
-from stag_model.streaming import Background, SharedArena, as_tensor, in_background
+from stag_model.streaming import Background, SharedArena, as_tensor, in_background, resolve_workers
 from stag_model.train import epoch_orders
 
 CPU = torch.device("cpu")

@@ -15,8 +15,7 @@ from stag_model.augment import flip_horizontally
 from stag_model.data import Normaliser, make_source, open_samples
 from stag_model.model import Stag
 from stag_model.protocols import make_folds
-from stag_model.train import (MIXED_FIELDS, WeightAverage, epoch_orders, mix_batch, predict, resolve_device,
-                               run_folds)
+from stag_model.train import MIXED_FIELDS, WeightAverage, epoch_orders, mix_batch, predict, resolve_device, run_folds
 
 
 def _run(samples, source, folds, seed, model="stag"):

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix as sk_confusion, f1_score, recall_score
+from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+from sklearn.metrics import confusion_matrix as sk_confusion
 
 from stag_model.metrics import classification_metrics, mean_std_over_seeds, pooled_and_per_fold
 

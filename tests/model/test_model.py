@@ -42,7 +42,6 @@ def test_attention_weights_are_normalised(make_batch):
     torch.testing.assert_close(att["roi_to_frame"].sum(-1), ones(att["roi_to_frame"].sum(-1)))
     torch.testing.assert_close(att["frame_to_roi"].sum(-1), ones(att["frame_to_roi"].sum(-1)))
     # GATv2: at each destination node, incoming edges plus its self-loop sum to 1, per head
-    E, R = b.edge_index.shape[0], b.roi_ids.shape[0]
     dest = torch.cat([b.edge_index[:, 1], b.edge_index[:, 0]])  # (2E,) destination of each directed edge
     per_node = att["self_loops"].clone()  # (B, K, R, heads)
     per_node.index_add_(2, dest, att["edges"])

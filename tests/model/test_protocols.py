@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
-from stag_model.data import open_samples, make_source
+from stag_model.data import make_source, open_samples
 from stag_model.protocols import (
     GuardedLabels,
     LeakageError,

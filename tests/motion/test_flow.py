@@ -180,8 +180,8 @@ def test_tvl1_recovers_synthetic_expression_field_and_fast_preset_cost():
     0.8-2.5 px peaks, sensor noise, lighting drift): EPE where the skin moves
     must be under 30% of the zero-flow error (measured ~19%); the fast preset
     may add at most 0.05 px (measured ~0.01-0.03 px) and must be 3x faster."""
-    from stag_features.extract.motion import face_mask
     from stag_features.adapters.synthetic_clips import make_dataset
+    from stag_features.extract.motion import face_mask
 
     results = {"default": [], "fast": []}
     for clip in make_dataset(n_subjects=1, clips_per_emotion=1, seed=3):

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from schemas.motion_config import MotionConfig, SelectionConfig
-from stag_features.extract.motion import analyse_motion, estimate_apex, face_mask, rank_frames, smooth_curve, topk_overlap
+from stag_features.extract.motion import (
+    analyse_motion,
+    estimate_apex,
+    face_mask,
+    rank_frames,
+    smooth_curve,
+    topk_overlap,
+)
 from stag_features.extract.selection import select_frames
 
 

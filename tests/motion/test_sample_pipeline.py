@@ -10,8 +10,8 @@ import pytest
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import AUAnnotation, AUCode, AUTerm, FrameSource, SampleRecord
-from stag_features.extract.aus import au_names
 from stag_features.errors import SampleError
+from stag_features.extract.aus import au_names
 from stag_features.extract.face import make_backend
 from stag_features.extract.rois import roi_names, static_edges
 from stag_features.extract.sample_pipeline import extract_sample
@@ -176,8 +176,8 @@ def test_real_casme2_frames_through_the_chain(shared_data):
 def prepared_clip():
     """One synthetic clip through ``prepare_sample`` (K = 5 at 96 px, fast TV-L1), with its config and
     what ``extract_sample`` gives for it."""
-    from stag_features.extract.sample_pipeline import prepare_sample
     from stag_features.adapters.synthetic_clips import make_dataset
+    from stag_features.extract.sample_pipeline import prepare_sample
 
     clip = make_dataset(n_subjects=1, clips_per_emotion=1, seed=5)[0]
     config = PipelineConfig().with_overrides(selection={"k": 5}, tvl1={"epsilon": 0.05}, align={"crop_size": 96})

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from prefect import flow, task
 
-from stag_cli.ingest import ingest_main
 from flows.cluster import EarlyCluster, started_cluster
 from flows.ingest import ingest_dataset, runner_for
+from stag_cli.ingest import ingest_main
 from stag_features.store.query import open_store
 from stag_features.store.validate import validate_store
 

@@ -13,15 +13,15 @@ import yaml
 import zarr
 
 import stag_features.ingest.steps as ingest_steps
-from stag_cli.ingest import ingest_main
 from flows.ingest import ingest_dataset
+from stag_cli.ingest import ingest_main
 from stag_features.adapters import AdapterResult, load_dataset
 from stag_features.ingest.input_hash import input_hash
 from stag_features.ingest.steps import resolve_producer, settled_plan
-from stag_features.store.writer import slot_states
-from stag_features.store.slots import record_failure
 from stag_features.store.identity import StoreMismatchError
+from stag_features.store.slots import record_failure
 from stag_features.store.validate import validate_store
+from stag_features.store.writer import slot_states
 
 from .conftest import PROJECT_ROOT, copy_store, demo_entry, write_catalog  # noqa: TID252
 

@@ -6,14 +6,14 @@ import shutil
 import numpy as np
 import yaml
 
-from stag_cli.ingest import ingest_main
 from flows.ingest import ingest_dataset
 from schemas.catalog import load_catalog
+from stag_cli.ingest import ingest_main
 from stag_features.adapters import load_dataset
+from stag_features.extract.sample_pipeline import extract_sample
 from stag_features.ingest.producers import PipelineProducer
 from stag_features.ingest.steps import entry_pipeline_config
 from stag_features.store.query import open_store, read_sample
-from stag_features.extract.sample_pipeline import extract_sample
 from stag_features.store.slots import sample_arrays
 from stag_features.store.validate import validate_store
 

@@ -1,8 +1,8 @@
 """Skip decisions and input hashing."""
 from __future__ import annotations
 
-from schemas.sample_record import FrameSource, SampleRecord
 from schemas.pipeline_config import PipelineConfig
+from schemas.sample_record import FrameSource, SampleRecord
 from stag_features.ingest.input_hash import input_hash
 from stag_features.ingest.plan import RunSummary, SampleOutcome, hash_decides, needs_compute
 from stag_features.ingest.producers import PipelineProducer

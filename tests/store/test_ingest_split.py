@@ -7,16 +7,16 @@ import pytest
 import zarr
 
 import flows.ingest as ingest_flow
+import stag_features.extract.sample_pipeline as sample_pipeline
 import stag_features.ingest.producers as producers
 import stag_features.ingest.sample_steps as sample_ingest
-import stag_features.extract.sample_pipeline as sample_pipeline
 from flows.ingest import ingest_dataset, runner_for
 from schemas.pipeline_config import PipelineConfig
 from stag_features.ingest.plan import split_costliest
 from stag_features.ingest.producers import PipelineProducer
 from stag_features.ingest.steps import WorkItem
-from stag_features.store.writer import slot_states
 from stag_features.store.validate import validate_store
+from stag_features.store.writer import slot_states
 
 from .conftest import TINY_DEMO_OPTIONS, demo_entry, stores_equal, write_catalog  # noqa: TID252
 

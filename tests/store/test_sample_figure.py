@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 
 from stag_features.figures.sample_figure import colour_wheel, flow_to_colour, render_sample
-from stag_features.store.writer import allocate_slots, ensure_store
 from stag_features.store.slots import write_sample
+from stag_features.store.writer import allocate_slots, ensure_store
 
 
 def test_flow_colour_codes_direction_as_hue_and_magnitude_as_brightness():

@@ -8,10 +8,10 @@ import zarr
 from schemas.pipeline_config import PipelineConfig
 from schemas.store_spec import SAMPLE_ARRAYS
 from stag_features.errors import SampleError
-from stag_features.store.query import open_store, read_sample
-from stag_features.store.writer import allocate_slots, ensure_store, slot_states
-from stag_features.store.slots import record_failure, sample_arrays, write_sample
 from stag_features.store.identity import StoreMismatchError
+from stag_features.store.query import open_store, read_sample
+from stag_features.store.slots import record_failure, sample_arrays, write_sample
+from stag_features.store.writer import allocate_slots, ensure_store, slot_states
 
 IDS = ["s1/a", "s1/b", "s2/a"]
 

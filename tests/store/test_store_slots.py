@@ -9,8 +9,8 @@ import zarr
 from zarr.core.array import AsyncArray
 
 from stag_features.store.query import open_store, read_sample
-from stag_features.store.writer import allocate_slots, ensure_store, slot_states
 from stag_features.store.slots import SlotWriter, sample_arrays, write_sample
+from stag_features.store.writer import allocate_slots, ensure_store, slot_states
 
 IDS = ["s1/a", "s1/b", "s2/a"]
 SLOW_WRITE_S = 0.3  # long enough that a write still pending when an error is raised would be seen
