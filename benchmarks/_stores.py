@@ -1,8 +1,8 @@
 """Stores the loader, training and codec benchmarks read, built with the real writer.
 
 - ``composite_store()``: the MEGC 2019 composite (442 samples, K = 1, 28 x 28),
-  imported with ``stag_features.ingest.composite`` into the scratch folder
-  (once; a rerun of the import skips every sample).
+  ingested from its flow images (the flow-image producer, ``ingest_in_process``)
+  into the scratch folder (once; a rerun skips every sample).
 - ``replicated_store()``: a pipeline-shaped store of N samples for read
   benchmarks. A few demo clips (``extract_demo_features``) or real video clips
   (``extract_real_features``) are run through ``extract_sample`` with the
@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,20 +26,28 @@ BENCH_CLASSES = ("a", "b", "c")
 
 
 def composite_store(folder: Path | None = None) -> tuple[Path, float]:
-    """The composite store in ``folder`` (default SCRATCH_BASE): (path, seconds the import took)."""
+    """The composite store in ``folder`` (default SCRATCH_BASE): (path, seconds the ingest took)."""
+    from schemas.catalog import DatasetEntry
+    from schemas.pipeline_config import PipelineConfig
+    from stag_features.ingest.producers import producer_for
+    from stag_features.ingest.steps import ingest_in_process
+    from stag_features.store.identity import StoreMismatchError
+
     folder = folder or SCRATCH_BASE
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "megc2019.zarr"
-    cmd = [sys.executable, "-m", "stag_features.ingest.composite",
-           "--annotations", str(SHARED_DATA / "annotations/megc2019/combined_3class_gt.csv"),
-           "--flow-dir", str(SHARED_DATA / "megc2019_flow"), "--out", str(path)]
+    entry = DatasetEntry(name="megc2019", adapter="megc2019", root=folder / "no-frames",
+                         annotations=SHARED_DATA / "annotations/megc2019/combined_3class_gt.csv", store=str(path),
+                         options={"flow_dir": str(SHARED_DATA / "megc2019_flow")})
+    producer = producer_for(entry, PipelineConfig())
     started = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    if run.returncode != 0 and "StoreMismatchError" in run.stderr:  # the config changed since: rebuild
+    try:
+        summary = ingest_in_process(entry, producer)
+    except StoreMismatchError:  # the config changed since: rebuild
         started = time.perf_counter()
-        run = subprocess.run(cmd + ["--force"], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise RuntimeError(f"composite import failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+        summary = ingest_in_process(entry, producer, force=True)
+    if summary.failures():
+        raise RuntimeError(f"composite ingest failed:\n{summary.table()}")
     return path, time.perf_counter() - started
 
 

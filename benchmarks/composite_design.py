@@ -123,6 +123,11 @@ VARIANTS.update({
 })
 
 
+# Options that did not help and were removed later (TrainConfig.ensemble_size and ema_decay; DataConfig
+# rotate_degrees, shift_roi_pixels and centre_flow): the variants that used them keep their recorded
+# results in benchmarks/results/composite_design.json and docs/experiments.md, but cannot be rerun.
+
+
 def run_variant(store: Path, name: str, seeds: tuple[int, ...]) -> dict:
     v = VARIANTS[name]
     data = DataConfig(scheme=SCHEME, **{**FIRST_DATA_DEFAULTS, **v.get("data_over", {})})

@@ -2,8 +2,7 @@
 STAG and STSTNet on identical folds, fixed epoch counts, pooled UF1 / UAR per
 seed, mean and std over seeds. Reads the feature store only.
 
-    python -m stag_features.ingest.composite --annotations ../shared/data/annotations/megc2019/combined_3class_gt.csv \
-        --flow-dir ../shared/data/megc2019_flow --out stores/megc2019.zarr
+    stag-ingest --catalog data_catalog.yaml --dataset megc2019
     python benchmarks/composite_loso.py --store stores/megc2019.zarr --seeds 1,2,3
 
 Entries of benchmarks/results/composite_loso.json are keyed by model (or
@@ -27,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import zarr
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_features.store import StoreReader
 from stag_model.data import make_source, open_samples
 from stag_model.metrics import mean_std_over_seeds, pooled_and_per_fold
 from stag_model.protocols import make_folds
@@ -92,13 +91,13 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     seeds = tuple(int(s) for s in args.seeds.split(","))
-    group = zarr.open_group(str(args.store), mode="r")
+    meta = StoreReader(args.store).metadata
     existing = json.loads(args.out.read_text()) if args.out.exists() else {}
     out = {
         "protocol": "LOSO over the 68 subjects of the MEGC 2019 composite (CASME II + SAMM + SMIC-HS), "
                     "UF1 / UAR on predictions pooled over folds; fixed epochs, no selection on test folds",
-        "store": str(args.store), "store_dataset": group.attrs.get("dataset"), "store_producer": group.attrs.get("producer"),
-        "store_config_hash": group.attrs.get("config_hash"), "published_reference": PUBLISHED,
+        "store": str(args.store), "store_dataset": meta.dataset, "store_producer": meta.producer,
+        "store_config_hash": meta.config_hash, "published_reference": PUBLISHED,
         "published_caveat": "published figures mostly keep the best epoch on each test subject (or do not say); "
                             "not comparable with fixed-epoch results",
         "models": existing.get("models", {}),

@@ -72,14 +72,14 @@ def run_job(pairs: int, size: int, tvl1_json: str) -> float:
 
 
 def demo_ingest_plan(folder: Path):
-    """(store, work items, config) of the benchmark's demo set ingested into a store in ``folder``
+    """(store, work items, producer) of the benchmark's demo set ingested into a store in ``folder``
     (the shared generated frames; prepare_ingest creates the store and allocates the slots)."""
     from benchmarks._inputs import DEMO_DEFAULTS, write_bench_catalog
-    from stag_features.ingest.steps import prepare_ingest, resolve_dataset
+    from stag_features.ingest.steps import prepare_ingest, resolve_producer
 
-    entry, config = resolve_dataset(write_bench_catalog(folder, demo=dict(DEMO_DEFAULTS)), "demo", None)
-    plan = prepare_ingest(entry, config)
-    return plan.store, plan.work, config
+    entry, producer = resolve_producer(write_bench_catalog(folder, demo=dict(DEMO_DEFAULTS)), "demo", None)
+    plan = prepare_ingest(entry, producer)
+    return plan.store, plan.work, producer
 
 
 def run_pipeline_job(samples: int) -> float:
@@ -88,13 +88,13 @@ def run_pipeline_job(samples: int) -> float:
     from stag_features.ingest.sample_steps import ingest_sample_with_retries
 
     with tempfile.TemporaryDirectory(prefix="ceiling-") as folder:
-        store, items, config = demo_ingest_plan(Path(folder))
+        store, items, producer = demo_ingest_plan(Path(folder))
         if len(items) < samples + 1:
             raise SystemExit(f"the demo set has {len(items)} samples; --samples must be at most {len(items) - 1}")
-        ingest_sample_with_retries(store, items[0], config)
+        ingest_sample_with_retries(store, items[0], producer)
         started = time.perf_counter()
         for item in items[1:samples + 1]:
-            outcome = ingest_sample_with_retries(store, item, config)
+            outcome = ingest_sample_with_retries(store, item, producer)
             if outcome.status != "ok":
                 raise RuntimeError(f"demo sample {item.sample_id} failed: {outcome.stage} {outcome.reason}")
         return time.perf_counter() - started

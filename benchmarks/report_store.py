@@ -101,7 +101,7 @@ def codec_verdict(trials: list[dict], default: str, title: str) -> list[str]:
     excess = {c: {path: _read_ms(t, bw) - best_at[path] for path, bw in READ_PATHS} for c, t in f16.items()}
     worst = {c: max(e.values()) for c, e in excess.items()}
     chosen = min(worst, key=worst.get)
-    reader = ("the trainer's reader (`stag_model.streaming.read_rows`, a batch of rows per array)"
+    reader = ("the trainer's reader (`StoreReader.read`, a batch of rows per array)"
               if all("trainer_read_samples_s" in t for t in f16.values()) else "zarr, one sample at a time")
     lines = [f"The rule, on {title}: a codec costs every reader its bytes and every streamed read its decoding; the "
              f"reader that matters is the trainer, which reads the store every epoch. Stores are read from the page "

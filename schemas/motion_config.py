@@ -27,7 +27,7 @@ class MotionConfig(_Frozen):
     method: Literal["dis", "farneback"] = "dis"
     size: int = Field(112, ge=32, le=1024, description="side (px) the aligned crops are resized to for the cheap flow")
     dis_preset: Literal["ultrafast", "fast", "medium"] = Field(
-        "medium", description="OpenCV DIS preset; medium is still ~1 ms at 112 px and resolves sub-pixel motion better"
+        "medium", description="OpenCV DIS preset; medium resolves sub-pixel motion better than the faster ones"
     )
     farneback_pyr_scale: float = Field(0.5, gt=0, lt=1, description="OpenCV's documented classic value")
     farneback_levels: int = Field(3, ge=1, le=8)
@@ -44,8 +44,7 @@ class MotionConfig(_Frozen):
     remove_head_translation: bool = Field(
         True,
         description="subtract the median flow vector over the face mask before taking magnitudes: the clip is "
-        "aligned with one transform, so residual head translation would otherwise dominate the curve (measured on "
-        "single_face.mp4: ~10 px of head drift in neutral frames 5-15 vs ~0.6 px once removed)",
+        "aligned with one transform, so residual head translation would otherwise dominate the curve",
     )
     statistic: Literal["mean", "p90"] = Field(
         "mean",
@@ -78,11 +77,8 @@ class TVL1Config(_Frozen):
     IPOL reference implementation's except for its zoom 0.5: OpenCV's scale
     step is 0.8), and the flow the solver starts from.
 
-    ``fast()`` is the documented fast preset: epsilon 0.05 stops the inner
-    iterations earlier. Measured on this machine: synthetic 256 px faces,
-    onset -> apex, 0.18 s vs 1.42 s per pair at EPE 0.150 vs 0.136 px against the
-    true displacement (+0.014 px); CASME II 001 -> 002 (340 x 280), 0.17 s vs
-    0.96 s at EPE 0.133 vs 0.072 px against the IPOL reference.
+    ``fast()`` is the fast preset: epsilon 0.05 stops the inner iterations
+    earlier (its speed and accuracy are measured in docs/pipeline.md).
     """
 
     tau: float = Field(0.25, gt=0, le=0.25, description="time step of the numerical scheme (stable for <= 0.25)")
@@ -98,13 +94,11 @@ class TVL1Config(_Frozen):
     median_filtering: int = Field(5, ge=1, le=7, description="median filter size applied to the flow between warps")
     initial_flow: Literal["none", "dis"] = Field(
         "dis",
-        description="start TV-L1 from a DIS flow (OpenCV useInitialFlow) instead of zero. Measured: no change "
-        "against the IPOL reference on CASME II (001->002 EPE 0.0718 vs 0.0727 px from zero), Sintel EPE "
-        "outside occlusions 0.74 vs 1.27 px, and on single_face.mp4 the smile's ~15 px mouth-corner motion is "
-        "followed where zero-started TV-L1 smooths it away; 'none' is OpenCV's plain behaviour",
+        description="start TV-L1 from a DIS flow (OpenCV useInitialFlow) instead of zero, so that large motion "
+        "(a smile's mouth corners) is followed rather than smoothed away; 'none' is OpenCV's plain behaviour",
     )
     initial_dis_preset: Literal["ultrafast", "fast", "medium"] = Field(
-        "medium", description="DIS preset of the initial flow (~10 ms at 224 px)"
+        "medium", description="DIS preset of the initial flow"
     )
     opencv_threads: int = Field(
         1,
@@ -116,7 +110,7 @@ class TVL1Config(_Frozen):
 
     @classmethod
     def fast(cls) -> "TVL1Config":
-        """Fast preset: epsilon 0.05 (6-8x faster, +0.01 to +0.06 px EPE; see the class docstring)."""
+        """Fast preset: epsilon 0.05 (see the class docstring)."""
         return cls(epsilon=0.05)
 
     @classmethod

@@ -44,14 +44,12 @@ class ExecutionConfig(BaseModel):
 
     pairs_per_task: int = Field(
         2, ge=0, le=64,
-        description="TV-L1 pairs per task of a split clip; 0 never splits a clip. 2 halves the ~0.1 s task "
-        "overhead of 1 while a real clip's pair (0.8-5 s at 224 px) still balances the workers",
+        description="TV-L1 pairs per task of a split clip; 0 never splits a clip",
     )
     split_min_share: float = Field(
         0.25, gt=0, le=1,
         description="split a clip when its frames are at least this fraction of the run's frames divided by "
-        "the workers (never with one worker): the 4 real benchmark clips (60-90 frames) split on 2 workers, "
-        "the 50 demo clips (~25 frames, 4% of a worker's share) do not",
+        "the workers (never with one worker)",
     )
 
 

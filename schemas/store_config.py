@@ -29,9 +29,8 @@ class StoreConfig(BaseModel):
     )
     compressor: Literal["zstd", "blosc-zstd", "blosc-lz4", "none"] = Field(
         "blosc-lz4",
-        description="chunk compressor (blosc: byte shuffle, then zstd or LZ4). Default blosc-lz4: as small as zstd "
-        "(real flow ~1.36x, noisy synthetic flow ~1.1x), reads ~1.5x and writes ~1.7x faster; blosc-zstd is ~14% "
-        "smaller but slower, none fastest and up to ~36% larger (BENCHMARKS.md section 8)",
+        description="chunk compressor (blosc: byte shuffle, then zstd or LZ4); blosc-lz4 by default, the fastest to "
+        "read and write among those that compress",
     )
     compression_level: int = Field(
         3, ge=1, le=22, description="zstd level, or blosc's clevel (at most 9); 3 is zstd's default speed/ratio point"

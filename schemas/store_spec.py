@@ -1,4 +1,4 @@
-"""Store spec v1 in machine-checkable form (the prose page is store_spec.md).
+"""Store spec v1 in machine-checkable form (the prose page is docs/store.md).
 
 Every per-sample array has ``sample`` as its first dimension, chunked one
 sample per chunk (the other dimensions whole). Group-level arrays (names, the

@@ -6,12 +6,6 @@ vectors themselves do not change, only where they sit. The border the shift
 uncovers repeats the edge values. The ROI inputs (patches, statistics) stay
 as they are: they come from landmarks, not from the field's frame.
 
-`rotate_fields` turns each sample's flow field and strain map about the
-centre by a small angle, as a head roll of that size would: the vectors turn
-with the field. Like the shift it runs after normalisation, so vectors turn
-about the training fold's mean; that is exact when u and v share one scale.
-ROI inputs stay.
-
 `flip_horizontally` mirrors samples: the vectors change with the field (u
 negates, left and right ROIs, edges and AUs swap). The trainer flips at
 random while training and averages each test sample with its mirror image.
@@ -19,7 +13,6 @@ random while training and averages each test sample with its mirror image.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F
@@ -51,37 +44,6 @@ def shift_maps(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 def shift_fields(b: StagBatch, shifts: torch.Tensor) -> StagBatch:
     """The batch with its flow (B, K, 2, H, W) and strain (B, K, H, W) shifted per sample."""
     return dataclasses.replace(b, flow=shift_maps(b.flow, shifts), strain=shift_maps(b.strain, shifts))
-
-
-def random_angles(batch_size: int, max_degrees: float, generator: torch.Generator) -> torch.Tensor:
-    """(B,) radians, uniform in [-max_degrees, max_degrees]."""
-    return (torch.rand(batch_size, generator=generator) * 2 - 1) * math.radians(max_degrees)
-
-
-def rotate_fields(b: StagBatch, angles: torch.Tensor) -> StagBatch:
-    """The batch with sample i's flow (B, K, 2, H, W) and strain (B, K, H, W) turned by angles[i] about
-    the centre, in (x right, y down) pixel coordinates: the content at p moves to R p and each vector
-    (u, v) becomes R (u, v), R = [[cos, -sin], [sin, cos]]. Bilinear, borders repeat the edge."""
-    B, K, _, H, W = b.flow.shape
-    cos, sin = angles.cos().to(b.flow.dtype), angles.sin().to(b.flow.dtype)
-    # output pixel q samples the input at R^-1 q; in affine_grid's normalised coordinates (x / (W/2),
-    # y / (H/2)) that is S^-1 R^-1 S with S = diag(W/2, H/2)
-    theta = torch.zeros(B, 2, 3, dtype=b.flow.dtype, device=b.flow.device)
-    theta[:, 0, 0], theta[:, 0, 1] = cos, sin * H / W
-    theta[:, 1, 0], theta[:, 1, 1] = -sin * W / H, cos
-    grid = F.affine_grid(theta, [B, 1, H, W], align_corners=False)  # (B, H, W, 2)
-    maps = torch.cat([b.flow.reshape(B, K * 2, H, W), b.strain], 1)  # (B, 3K, H, W)
-    turned = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    moved = turned[:, :2 * K].reshape(B, K, 2, H, W)
-    u, v = moved[:, :, 0], moved[:, :, 1]  # (B, K, H, W) each
-    c, s = cos.view(B, 1, 1, 1), sin.view(B, 1, 1, 1)
-    flow = torch.stack([c * u - s * v, s * u + c * v], 2)  # (B, K, 2, H, W)
-    return dataclasses.replace(b, flow=flow, strain=turned[:, 2 * K:])
-
-
-def shift_roi_patches(b: StagBatch, shifts: torch.Tensor) -> StagBatch:
-    """The batch with every ROI flow patch (B, K, R, 2, P, P) of sample i shifted by shifts[i]."""
-    return dataclasses.replace(b, roi_patches=shift_maps(b.roi_patches, shifts))
 
 
 def flip_horizontally(b: StagBatch, which: torch.Tensor, graph: GraphSpec) -> StagBatch:

@@ -107,25 +107,12 @@ def grid_roi_features(flow: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]
     return patches, stats
 
 
-def centre_on_median(out: dict[str, np.ndarray]) -> None:
-    """In place: each frame's u and v minus their spatial median (DataConfig.centre_flow); ROI patches
-    and ROI mean u, v follow. Mean magnitude and dominant direction (a histogram mode over the ROI's
-    pixels at ingest) cannot be redone from what is stored, and stay as computed from the raw flow."""
-    median = np.median(out["flow"], axis=(-2, -1), keepdims=True)  # (N, K, 2, 1, 1)
-    out["flow"] -= median
-    if out["roi_patches"].shape[2]:
-        out["roi_patches"] -= median[:, :, None]  # (N, K, 1, 2, 1, 1) over every ROI
-        out["roi_stats"][..., :2] -= median[:, :, None, :, 0, 0]  # mean u, mean v: (N, K, R, 2) - (N, K, 1, 2)
-
-
 def read_samples(reader: StoreReader, slots: np.ndarray, config: DataConfig,
                  empty: Callable = float32_empty) -> dict[str, np.ndarray]:
-    """Feature arrays of the given slots (in the order given), float32, centred if configured, direction
-    as (cos, sin), grid ROIs when the store has none. ``empty(shape)`` allocates the results read
+    """Feature arrays of the given slots (in the order given), float32, direction as (cos, sin),
+    grid ROIs when the store has none. ``empty(shape)`` allocates the results read
     from the store."""
     out = {name: reader.read(name, slots, empty) for name in FEATURE_ARRAYS}
-    if config.centre_flow:
-        centre_on_median(out)
     if out["roi_patches"].shape[2] == 0:
         out["roi_patches"], out["roi_stats"] = grid_roi_features(out["flow"], config.grid_rois)
         out["edge_weight"] = np.ones(out["flow"].shape[:2] + (len(grid_graph(config.grid_rois)[1]),), np.float32)

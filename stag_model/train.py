@@ -22,14 +22,7 @@ import torch
 import torch.nn as nn
 
 from schemas.model_config import CLASS_WEIGHT_POWER, DataConfig, ModelConfig, StstnetConfig, TrainConfig
-from stag_model.augment import (
-    flip_horizontally,
-    random_angles,
-    random_shifts,
-    rotate_fields,
-    shift_fields,
-    shift_roi_patches,
-)
+from stag_model.augment import flip_horizontally, random_shifts, shift_fields
 from stag_model.baselines import Ststnet
 from stag_model.data import Normaliser, StoreSamples
 from stag_model.metrics import classification_metrics
@@ -75,7 +68,7 @@ def build_model(train: TrainConfig, model: ModelConfig, ststnet: StstnetConfig, 
     return Stag(model, n_classes, n_aus=len(samples.graph.au_names), n_roi_stats=5)
 
 
-AUGMENT_SEED_OFFSET = 1  # the augmentation generator's seed is the member seed plus this; the order's is the member seed
+AUGMENT_SEED_OFFSET = 1  # the augmentation generator's seed is the fold seed plus this; the epoch order's is the fold seed
 MIXED_FIELDS = ("flow", "strain", "roi_patches", "roi_stats", "au_activation", "edge_weight")
 
 
@@ -91,35 +84,6 @@ def epoch_orders(positions: np.ndarray, epochs: int, generator: torch.Generator)
     used for nothing else, so a streaming source can read the next epoch's first
     batches while the current one trains (``upcoming``)."""
     return [positions[torch.randperm(len(positions), generator=generator).numpy()] for _ in range(epochs)]
-
-
-class WeightAverage:
-    """Exponential moving average of a model's parameters and buffers over
-    training steps (off when ``decay`` is 0); ``apply`` copies it into the model."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.average = (torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
-            if decay > 0 else None)
-
-    def update(self, model: nn.Module) -> None:
-        if self.average is not None:
-            self.average.update_parameters(model)
-
-    def apply(self, model: nn.Module) -> None:
-        if self.average is not None:
-            model.load_state_dict(self.average.module.state_dict())
-
-    @contextlib.contextmanager
-    def in_use(self, model: nn.Module):
-        """Inside the block the model holds the average; its own weights come back after."""
-        own = copy.deepcopy(model.state_dict()) if self.average is not None else None
-        self.apply(model)
-        try:
-            yield
-        finally:
-            if own is not None:
-                model.load_state_dict(own)
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -179,24 +143,9 @@ def mean_attention(model: nn.Module, source, normaliser: Normaliser | None, posi
     return {k: (v / len(positions)).cpu().tolist() for k, v in sums.items()}
 
 
-class Ensemble(nn.Module):
-    """Members trained alike from different seeds on the same fold; predicts
-    the mean of their class probabilities (logits = log of that mean)."""
-
-    def __init__(self, members: list[nn.Module]):
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, b: StagBatch, targets: torch.Tensor | None = None):
-        if targets is not None:
-            raise ValueError("an Ensemble only predicts; its members train one by one")
-        probs = torch.stack([m(b)[0].float().softmax(-1) for m in self.members]).mean(0)  # (B, C)
-        return probs.log(), None
-
-
-def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold: Fold, labels: GuardedLabels,
-                  configs: dict, member_seed: int, orders: list[np.ndarray], device: torch.device,
-                  log: Callable[[str], None]) -> tuple[list[float], list[float], int]:
+def _train_model(model: nn.Module, source, normaliser: Normaliser | None, fold: Fold, labels: GuardedLabels,
+                 configs: dict, seed: int, orders: list[np.ndarray], device: torch.device,
+                 log: Callable[[str], None]) -> tuple[list[float], list[float], int]:
     """Train one model on ``fold.train`` (in place), epoch e in ``orders[e]``. Returns the training
     loss and validation UF1 per epoch and the epoch kept (the best on the inner validation split
     when there is one, else the last)."""
@@ -208,9 +157,8 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: _learning_rate_factor(step, steps, train))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp
                                   and not torch.cuda.is_bf16_supported())
-    generator = torch.Generator().manual_seed(member_seed + AUGMENT_SEED_OFFSET)  # flips and mixup partners
-    average = WeightAverage(model, train.ema_decay)
-    mixing = np.random.default_rng(member_seed)  # mixup weights
+    generator = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)  # flips, shifts and mixup partners
+    mixing = np.random.default_rng(seed)  # mixup weights
     label_of = dict(zip(fold.train.tolist(), labels[fold.train].tolist()))
     losses, validation_uf1 = [], []
     best = (-1.0, None, train.epochs)
@@ -224,12 +172,8 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
             batch = normaliser(batch) if normaliser else batch
             flips = torch.rand(len(pos), generator=generator) < data.flip_probability
             batch = flip_horizontally(batch, flips.to(device), source.graph)
-            if data.rotate_degrees:
-                batch = rotate_fields(batch, random_angles(len(pos), data.rotate_degrees, generator).to(device))
             if data.shift_pixels:
                 batch = shift_fields(batch, random_shifts(len(pos), data.shift_pixels, generator).to(device))
-            if data.shift_roi_pixels:
-                batch = shift_roi_patches(batch, random_shifts(len(pos), data.shift_roi_pixels, generator).to(device))
             targets = torch.as_tensor([label_of[p] for p in pos.tolist()], device=device)
             with _autocast(device, train.amp):
                 if train.mixup_alpha > 0:
@@ -247,32 +191,25 @@ def _train_member(model: nn.Module, source, normaliser: Normaliser | None, fold:
             scaler.step(optimiser)
             scaler.update()
             schedule.step()
-            average.update(model)
             total, count = total + loss.item() * len(pos), count + len(pos)
         losses.append(total / max(count, 1))
         if len(fold.validation):
-            with average.in_use(model):  # the running average is what would be kept, so it is what is scored
-                probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp,
-                                train.test_time_flip)
-                validation_uf1.append(classification_metrics(labels[fold.validation], probs.argmax(1),
-                                                             n_classes)["uf1"])
-                if validation_uf1[-1] > best[0]:
-                    best = (validation_uf1[-1], copy.deepcopy(model.state_dict()), epoch + 1)
+            probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp,
+                            train.test_time_flip)
+            validation_uf1.append(classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)["uf1"])
+            if validation_uf1[-1] > best[0]:
+                best = (validation_uf1[-1], copy.deepcopy(model.state_dict()), epoch + 1)
         log(f"  fold {fold.name} epoch {epoch + 1}/{train.epochs} loss {losses[-1]:.4f}"
             + (f" val UF1 {validation_uf1[-1]:.3f}" if validation_uf1 else ""))
     if best[1] is not None:
         model.load_state_dict(best[1])
-    else:
-        average.apply(model)
     return losses, validation_uf1, best[2]
 
 
 def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, configs: dict, seed: int,
              device: torch.device, log: Callable[[str], None] = lambda _: None) -> FoldResult:
     """Train on ``fold.train`` and predict ``fold.test``. ``configs`` holds
-    train/model/ststnet/data configs. ``labels`` must refuse test positions.
-    With ``ensemble_size`` > 1 the members train from seeds s, s+1, ... and
-    the fold's prediction is the mean of their probabilities."""
+    train/model/ststnet/data configs. ``labels`` must refuse test positions."""
     train: TrainConfig = configs["train"]
     data: DataConfig = configs["data"]
     started = time.perf_counter()
@@ -282,36 +219,28 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
         fold = inner_validation_split(fold, samples.subjects, train.validation_fraction, s)
     y_train = labels[fold.train]
     n_classes = len(samples.class_names)
-    # each member's epoch orders, from generators of their own: the normaliser's pass reads ahead the first batches
-    # of the first member's first epoch, as every epoch does for the next one
-    orders = [epoch_orders(fold.train, train.epochs, torch.Generator().manual_seed(s + m))
-              for m in range(train.ensemble_size)]
-    normaliser = (Normaliser.fit(source, fold.train, train.batch_size, data.min_std, upcoming=orders[0][0])
+    # the epoch orders from a generator of their own: the normaliser's pass reads ahead the first batches
+    # of the first epoch, as every epoch does for the next one
+    orders = epoch_orders(fold.train, train.epochs, torch.Generator().manual_seed(s))
+    normaliser = (Normaliser.fit(source, fold.train, train.batch_size, data.min_std, upcoming=orders[0])
                   if data.normalise else None)
     weighting = (configs["model"] if train.model == "stag" else configs["ststnet"]).class_weighting
     alpha = torch.as_tensor(class_weights(y_train, n_classes, CLASS_WEIGHT_POWER[weighting]), device=device)
     prior = torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device)
-    result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {})
-    members, kept = [], []
-    for m in range(train.ensemble_size):
-        torch.manual_seed(s + m)
-        member = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
-        member.set_class_weights(alpha)  # copied into the member's buffer
-        member.set_au_prior(prior)
-        losses, validation_uf1, epochs_kept = _train_member(member, source, normaliser, fold, labels, configs, s + m,
-                                                            orders[m], device, log)
-        members.append(member)
-        kept.append(epochs_kept)
-        result.train_loss = [a + b / train.ensemble_size for a, b in
-                             zip(result.train_loss or [0.0] * len(losses), losses)]  # mean over members
-        result.validation_uf1 = result.validation_uf1 or validation_uf1  # the first member's curve
-    model = members[0] if len(members) == 1 else Ensemble(members)
+    torch.manual_seed(s)
+    model = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
+    model.set_class_weights(alpha)  # copied into the model's buffer
+    model.set_au_prior(prior)
+    losses, validation_uf1, epochs_kept = _train_model(model, source, normaliser, fold, labels, configs, s, orders,
+                                                       device, log)
+    result = FoldResult(fold.name, seed, fold.test, np.empty(0), {}, {}, train_loss=losses,
+                        validation_uf1=validation_uf1)
     result.probabilities = predict(model, source, normaliser, fold.test, train.batch_size, device, train.amp,
                                    train.test_time_flip)
-    result.attention = mean_attention(members[0], source, normaliser, fold.test, train.batch_size)  # first member
+    result.attention = mean_attention(model, source, normaliser, fold.test, train.batch_size)
     result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     result.metadata = {
-        "model": train.model, "fold": fold.name, "seed": seed, "epochs_kept": kept[0] if len(kept) == 1 else kept,
+        "model": train.model, "fold": fold.name, "seed": seed, "epochs_kept": epochs_kept,
         "configs": {k: v.model_dump(mode="json") for k, v in configs.items()},
         "class_names": list(samples.class_names), "roi_names": list(samples.graph.roi_names),
         "au_names": list(samples.graph.au_names), "edge_index": samples.graph.edge_index.tolist(),

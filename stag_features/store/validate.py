@@ -1,4 +1,4 @@
-"""Check a store against store spec v1 (schemas/store_spec.py, store_spec.md).
+"""Check a store against store spec v1 (schemas/store_spec.py, docs/store.md).
 
     report = validate_store("stores/demo.zarr")
     print(report.text()); report.ok

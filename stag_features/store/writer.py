@@ -2,7 +2,7 @@
 ``stag_features.store.slots`` (which writes one sample's slot), the only code
 that writes Zarr.
 
-One Zarr v3 group per dataset (layout in schemas/store_spec.md). Writing
+One Zarr v3 group per dataset (layout in docs/store.md). Writing
 follows four rules that make concurrent and interrupted ingests safe:
 
 1. ``ensure_store`` creates the group, or checks that an existing one was built

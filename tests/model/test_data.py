@@ -12,7 +12,6 @@ from stag_model.data import (
     InMemorySource,
     Normaliser,
     StreamingSource,
-    centre_on_median,
     edge_mirror_positions,
     grid_graph,
     grid_roi_features,
@@ -98,37 +97,6 @@ def test_grid_rois_for_stores_without_rois():
     names, edges, mirror = grid_graph(4)
     assert len(names) == 16 and len(edges) == 24 and mirror[1] == 2
     edge_mirror_positions(edges, mirror, "grid")  # symmetric: does not raise
-
-
-def test_centring_removes_each_frames_no_motion_level_and_keeps_the_motion():
-    rng = np.random.default_rng(0)
-    motion = np.zeros((2, 3, 2, 10, 10), np.float32)
-    motion[:, :, 0, 6:, :3] = rng.uniform(1, 2, (2, 3, 4, 3))  # a mouth corner moving, the rest of the face still
-    motion[:, :, 1, :2] = -1.5  # brows up
-    offset = rng.normal(size=(2, 3, 2, 1, 1)).astype(np.float32)  # per frame and component, like min-max images
-    patches = (motion + offset)[:, :, None, :, 4:8, 4:8].repeat(3, 2)  # (N, K, R=3, 2, 4, 4)
-    means = patches.mean((-2, -1))  # (N, K, R, 2)
-    stats = np.concatenate([means, np.ones(means.shape[:-1] + (1,), np.float32),
-                            np.arctan2(means[..., 1:], means[..., :1])], -1)
-    out = {"flow": motion + offset, "roi_patches": patches.copy(), "roi_stats": stats.copy()}
-    centre_on_median(out)
-    np.testing.assert_allclose(out["flow"], motion, atol=1e-6)  # the still face is zero again, the motion intact
-    np.testing.assert_allclose(out["roi_patches"], patches - offset[:, :, None], atol=1e-6)
-    centred_means = out["roi_patches"].mean((-2, -1))
-    np.testing.assert_allclose(out["roi_stats"][..., :2], centred_means, atol=1e-5)
-    np.testing.assert_array_equal(out["roi_stats"][..., 2:], stats[..., 2:])  # magnitude, direction: ingest values
-
-
-def test_centred_stores_read_with_zero_median_per_frame(synthetic_store):
-    plain = DataConfig(scheme="demo")
-    centred = DataConfig(scheme="demo", centre_flow=True)
-    samples = open_samples([synthetic_store], plain)
-    a = InMemorySource(samples, plain, CPU).arrays
-    b = InMemorySource(samples, centred, CPU).arrays
-    median = torch.from_numpy(np.median(a["flow"].numpy(), axis=(-2, -1)))  # (N, K, 2)
-    assert median.abs().max() > 0.05  # the store's class motion moves the median off zero
-    torch.testing.assert_close(b["flow"], a["flow"] - median[..., None, None], atol=1e-5, rtol=0)
-    torch.testing.assert_close(b["strain"], a["strain"])
 
 
 def test_normaliser_uses_the_given_positions_only(synthetic_store):

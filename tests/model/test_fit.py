@@ -12,10 +12,10 @@ import torch
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
 from stag_cli.fit import main
 from stag_model.augment import flip_horizontally
-from stag_model.data import Normaliser, make_source, open_samples
+from stag_model.data import make_source, open_samples
 from stag_model.model import Stag
 from stag_model.protocols import make_folds
-from stag_model.train import MIXED_FIELDS, WeightAverage, epoch_orders, mix_batch, predict, resolve_device, run_folds
+from stag_model.train import MIXED_FIELDS, epoch_orders, mix_batch, predict, resolve_device, run_folds
 
 
 def _run(samples, source, folds, seed, model="stag"):
@@ -144,26 +144,6 @@ def test_mixup_training_runs_and_changes_the_model(synthetic_store):
     assert not np.allclose(plain.probabilities, mixed.probabilities)
 
 
-def test_an_ensemble_predicts_the_mean_of_its_members(synthetic_store):
-    samples, source, fold, configs, single, pair = _first_fold_plain_and_variant(synthetic_store, ensemble_size=2)
-    data = configs["data"]
-    first = {k[len("members.0."):]: v for k, v in pair.state_dict.items() if k.startswith("members.0.")}
-    assert first.keys() == single.state_dict.keys() and any(k.startswith("members.1.") for k in pair.state_dict)
-    for k, v in single.state_dict.items():  # member 0 is the single model of the same seed
-        torch.testing.assert_close(first[k], v)
-    members = []
-    for i in range(2):
-        model = Stag(ModelConfig(d_model=16), len(samples.class_names), len(samples.graph.au_names), 5)
-        model.load_state_dict({k[len(f"members.{i}."):]: v for k, v in pair.state_dict.items()
-                               if k.startswith(f"members.{i}.")})
-        members.append(model.eval())
-    normaliser = Normaliser.fit(source, fold.train, configs["train"].batch_size, data.min_std)  # as fit_fold does
-    probs = [predict(m, source, normaliser, fold.test, 8, torch.device("cpu"), amp=False,
-                     test_time_flip=configs["train"].test_time_flip) for m in members]
-    np.testing.assert_allclose(pair.probabilities, np.mean(probs, 0), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(pair.probabilities, single.probabilities)
-
-
 def test_epoch_orders_are_reproducible_permutations_that_differ_by_epoch():
     positions = np.arange(10, 30)
     orders = epoch_orders(positions, 3, torch.Generator().manual_seed(5))
@@ -171,47 +151,6 @@ def test_epoch_orders_are_reproducible_permutations_that_differ_by_epoch():
     assert not np.array_equal(orders[0], orders[1])
     again = epoch_orders(positions, 3, torch.Generator().manual_seed(5))
     assert all(np.array_equal(a, b) for a, b in zip(orders, again))
-
-
-def test_weight_average_follows_the_ema_formula_and_in_use_restores_the_weights():
-    model = torch.nn.Linear(2, 1)
-    start = model.weight.detach().clone()
-    average = WeightAverage(model, decay=0.75)
-    with torch.no_grad():
-        model.weight.add_(4.0)
-    average.update(model)  # the first update copies the weights; the second averages
-    with torch.no_grad():
-        model.weight.add_(4.0)
-    average.update(model)
-    with average.in_use(model):
-        torch.testing.assert_close(model.weight, 0.75 * (start + 4.0) + 0.25 * (start + 8.0))
-    torch.testing.assert_close(model.weight, start + 8.0)
-    off = WeightAverage(model, decay=0.0)
-    off.update(model)
-    with off.in_use(model):
-        torch.testing.assert_close(model.weight, start + 8.0)
-
-
-def test_a_weight_average_is_what_the_fold_keeps(synthetic_store):
-    *_, plain, averaged = _first_fold_plain_and_variant(synthetic_store, ema_decay=0.9)
-    assert not np.allclose(plain.probabilities, averaged.probabilities)
-    *_, plain, nearly_last = _first_fold_plain_and_variant(synthetic_store, ema_decay=1e-9)  # average = last step
-    for k, v in plain.state_dict.items():
-        torch.testing.assert_close(nearly_last.state_dict[k], v, rtol=1e-5, atol=1e-6)
-
-
-def test_rotation_training_runs_and_changes_the_model(synthetic_store):
-    """DataConfig.rotate_degrees reaches the fit loop: same seed, different model."""
-    results = []
-    for degrees in (0.0, 10.0):
-        data = DataConfig(scheme="demo", rotate_degrees=degrees)
-        samples = open_samples([synthetic_store], data)
-        source = make_source(samples, data, torch.device("cpu"))
-        fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[:1]
-        configs = dict(train=TrainConfig(epochs=2), model=ModelConfig(d_model=16), ststnet=StstnetConfig(), data=data)
-        results.append(run_folds(samples, source, fold, configs, 1, torch.device("cpu"), log=lambda _: None)[0])
-    assert np.isfinite(results[1].train_loss).all()
-    assert not np.allclose(results[0].probabilities, results[1].probabilities)
 
 
 def test_the_normaliser_pass_announces_the_first_epoch_it_precedes(synthetic_store):
