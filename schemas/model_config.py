@@ -169,3 +169,13 @@ class TrainConfig(_Frozen):
         True, description="average each test sample's probabilities with those of its horizontal mirror image"
     )
     threads: int = Field(0, ge=0, description="torch.set_num_threads on CPU; 0 = leave torch's default")
+    parallel: Literal["auto", "vmap", "processes", "none"] = Field(
+        "auto", description="how the folds of a protocol (and its seeds) train: vmap = all together as one "
+        "computation (stag_model.fold_parallel; the GPU's way), processes = one fold per CPU core in worker "
+        "processes (stag_model.fold_processes; the CPU's way), none = one after another in this process (the "
+        "reference); auto = vmap on CUDA, processes on a CPU with more than one usable core, else none"
+    )
+    processes: int = Field(0, ge=0, description="parallel = processes: worker processes; 0 = the usable CPU cores")
+    parallel_members: int = Field(
+        0, ge=0, description="parallel = vmap: how many (fold, seed) models train together at a time; 0 = all"
+    )

@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_model.allocator import keep_freed_memory
 from stag_model.data import make_source, open_samples
 from stag_model.protocols import SUBJECT_INDEPENDENT, make_folds
 from stag_model.report import write_run
-from stag_model.train import resolve_device, run_folds
+from stag_model.train import resolve_device, run_protocol
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -52,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--validation", choices=["none", "inner_subjects"], help="model selection (default: none, fixed epochs)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--parallel", choices=["auto", "vmap", "processes", "none"],
+                   help="how folds train: all together (vmap, GPU), one per CPU core (processes), or one after "
+                        "another (none, the reference); default auto")
     p.add_argument("--model-config", type=_json_file, default={}, help="JSON file of ModelConfig / StstnetConfig overrides")
     p.add_argument("--train-config", type=_json_file, default={}, help="JSON file of TrainConfig overrides")
     p.add_argument("--data-config", type=_json_file, default={}, help="JSON file of DataConfig overrides")
@@ -64,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
 def resolve_configs(args: argparse.Namespace) -> dict:
     """TrainConfig / ModelConfig / StstnetConfig / DataConfig from defaults, JSON overrides and flags."""
     flags = {k: v for k, v in {"epochs": args.epochs, "validation": args.validation, "batch_size": args.batch_size,
-                               "threads": args.threads}.items() if v is not None}
+                               "threads": args.threads, "parallel": args.parallel}.items() if v is not None}
     train = TrainConfig(**{**args.train_config, **flags, "model": args.model, "seeds": args.seeds, "device": args.device})
     model_overrides = args.model_config if args.model == "stag" else {}
     ststnet_overrides = args.model_config if args.model == "ststnet" else {}
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stag-fit: invalid configuration: {exc}", file=sys.stderr)
         return 2
     train = configs["train"]
+    keep_freed_memory()  # the same activations every step: reuse their memory (stag_model.allocator)
     if train.threads:
         torch.set_num_threads(train.threads)
     try:
@@ -102,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{type(source).__name__} on {device} | seeds {list(train.seeds)} x {train.epochs} epochs{dependent}")
     started = time.perf_counter()
     log = (lambda _: None) if args.quiet else (lambda m: print(m, flush=True))
-    results = {seed: run_folds(samples, source, folds, configs, seed, device, log=log) for seed in train.seeds}
+    results, path = run_protocol(samples, source, folds, configs, device, log=log)
     run_info = {"stores": [str(p) for p in samples.paths], "protocol": args.protocol, "scheme": args.scheme,
-                "device": str(device), "argv": sys.argv[1:] if argv is None else argv,
+                "device": str(device), "training": path, "argv": sys.argv[1:] if argv is None else argv,
                 **{k: v.model_dump(mode="json") for k, v in configs.items()}}
     metrics = write_run(out, samples, results, run_info, save_checkpoints=not args.no_checkpoints)
     s = metrics["summary"]

@@ -34,10 +34,14 @@ def shift_maps(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     if pad == 0:
         return x
     lead = x.shape[1:-2]
-    flat = x.reshape(B, -1, H, W)  # (B, prod(lead), H, W): replicate padding wants 4-D input
-    padded = F.pad(flat, (pad, pad, pad, pad), mode="replicate")  # (B, prod(lead), H + 2p, W + 2p)
-    out = torch.stack([padded[i, :, pad - dy:pad - dy + H, pad - dx:pad - dx + W]
-                       for i, (dy, dx) in enumerate(shifts.tolist())])  # (B, prod(lead), H, W)
+    flat = x.reshape(B, -1, H, W)  # (B, P, H, W): replicate padding wants 4-D input
+    padded = F.pad(flat, (pad, pad, pad, pad), mode="replicate")  # (B, P, H + 2p, W + 2p)
+    shifts = shifts.to(x.device)
+    rows = pad - shifts[:, 0:1] + torch.arange(H, device=x.device)  # (B, H) source row of each output row
+    cols = pad - shifts[:, 1:2] + torch.arange(W, device=x.device)  # (B, W)
+    samples = torch.arange(B, device=x.device)[:, None, None, None]
+    planes = torch.arange(flat.shape[1], device=x.device)[None, :, None, None]
+    out = padded[samples, planes, rows[:, None, :, None], cols[:, None, None, :]]  # (B, P, H, W)
     return out.reshape(B, *lead, H, W)
 
 

@@ -55,13 +55,13 @@ class Ststnet(nn.Module):
             x = F.interpolate(x, size=(size, size), mode="area")  # (B, 3, size, size)
         return x
 
-    def forward(self, b: StagBatch, targets: torch.Tensor | None = None):
+    def forward(self, b: StagBatch, targets: torch.Tensor | None = None, valid: torch.Tensor | None = None):
         x = self.apex_volume(b, self.config.input_size)  # (B, 3, 28, 28)
         x = torch.cat([s(x) for s in self.streams], 1)  # (B, 16, 10, 10)
         x = self.avg_pool(x)  # (B, 16, 5, 5)
         logits = self.fc(x.flatten(1))  # (B, C)
-        return logits, (self.criterion(logits, targets) if targets is not None else None)
+        return logits, (self.criterion(logits, targets, valid) if targets is not None else None)
 
-    def criterion(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def criterion(self, logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         weights = self.class_weights if self.config.class_weighting != "none" else None
-        return focal_loss(logits, targets, self.config.focal_gamma, weights)
+        return focal_loss(logits, targets, self.config.focal_gamma, weights, valid=valid)

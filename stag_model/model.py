@@ -58,7 +58,7 @@ class StagBatch:
 
 def focal_loss(
     logits: torch.Tensor, targets: torch.Tensor, gamma: float, class_weights: torch.Tensor | None = None,
-    smoothing: float = 0.0,
+    smoothing: float = 0.0, valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Focal loss (Lin et al. 2017): -alpha_t (1 - p_t)^gamma log p_t.
 
@@ -66,12 +66,16 @@ def focal_loss(
     sum of alpha_t), so gamma = 0 gives exactly weighted cross-entropy. With
     ``smoothing`` e the log-likelihood term is (1 - e) log p_t + e mean_c log p_c
     (unweighted, gamma 0: ``F.cross_entropy(label_smoothing=e)``).
-    logits (B, C), targets (B,) long, class_weights (C,) or None.
+    logits (B, C), targets (B,) long, class_weights (C,) or None; ``valid`` (B,) bool
+    leaves padded samples out of the average (the fold-parallel trainer pads batches).
     """
     log_p = F.log_softmax(logits.float(), dim=-1)  # (B, C)
     log_p_t = log_p.gather(1, targets[:, None]).squeeze(1)  # (B,)
     likelihood = (1.0 - smoothing) * log_p_t + smoothing * log_p.mean(-1)  # (B,)
     loss = -((1.0 - log_p_t.exp()) ** gamma) * likelihood  # (B,)
+    if valid is not None:
+        weight = valid.to(loss.dtype) * (1.0 if class_weights is None else class_weights[targets])  # (B,)
+        return (weight * loss).sum() / weight.sum().clamp(min=torch.finfo(loss.dtype).tiny)
     if class_weights is None:
         return loss.mean()
     alpha_t = class_weights[targets]  # (B,)
@@ -153,10 +157,38 @@ class RoiNodeEncoder(nn.Module):
         return x
 
 
+def dense_gatv2(conv: GATv2Conv, h: torch.Tensor, adjacency: torch.Tensor,
+                weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """GATv2Conv's computation, with its parameters, on G small graphs of R nodes as dense tensors.
+
+        e_ts = att . LeakyReLU(W_r h_t + W_l h_s + W_e w_ts)     for every edge s -> t (self-loops included)
+        alpha_ts = softmax over the sources s of t of e_ts
+        out_t = sum_s alpha_ts W_l h_s + b
+
+    h (G, R, d_in); adjacency (R, R) bool [target, source]; weights (G, R, R) edge attribute per
+    [target, source] or None. Returns out (G, R, heads * C) and alpha (G, R, R, heads) [target, source].
+    It equals torch-geometric's sparse GATv2Conv (tests/model check it) and batches under torch.vmap."""
+    G, R, _ = h.shape
+    H, C = conv.heads, conv.out_channels
+    x_l = conv.lin_l(h).view(G, R, H, C)  # sources
+    x_r = conv.lin_r(h).view(G, R, H, C)  # targets
+    e = x_r[:, :, None] + x_l[:, None, :]  # (G, R_t, R_s, H, C)
+    if weights is not None:
+        e = e + conv.lin_edge(weights[..., None]).view(G, R, R, H, C)
+    logits = (F.leaky_relu(e, conv.negative_slope) * conv.att.view(1, 1, 1, H, C)).sum(-1)  # (G, R_t, R_s, H)
+    alpha = logits.masked_fill(~adjacency[None, :, :, None], float("-inf")).softmax(2)  # over sources
+    out = torch.einsum("gtsh,gshc->gthc", alpha, x_l).reshape(G, R, H * C)  # (G, R, H*C)
+    return out + conv.bias, alpha
+
+
 class EdgeGAT(nn.Module):
     """E-GAT: GATv2 layers whose attention logits see each edge's AU-guided
     dynamic weight (``edge_dim=1``), with residuals and LayerNorm. Self-loops
-    take the mean weight of a node's incoming edges."""
+    take the mean weight of a node's incoming edges.
+
+    Two implementations of one function with the same parameters: torch-geometric's sparse
+    GATv2Conv (the reference) and ``dense_gatv2`` over the (R, R) adjacency, which batches
+    under torch.vmap (the fold-parallel trainer sets ``dense``)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -169,6 +201,7 @@ class EdgeGAT(nn.Module):
         )
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(config.gat_layers))
         self.dropout = nn.Dropout(config.dropout)
+        self.dense = False
 
     def forward(
         self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor
@@ -177,10 +210,13 @@ class EdgeGAT(nn.Module):
         Returns nodes (B, K, R, d), last layer's attention (B, K, 2E, heads)
         over the directed edges [i->j for all edges, then j->i], and the
         self-loop attention (B, K, R, heads)."""
-        B, K, R, d = x.shape
-        E = edge_index.shape[0]
         if bool((edge_index[:, 0] == edge_index[:, 1]).any()):
             raise ValueError("edge_index holds self-loops; the E-GAT adds its own, give only edges between two ROIs")
+        return self._dense(x, edge_index, edge_weight) if self.dense else self._sparse(x, edge_index, edge_weight)
+
+    def _sparse(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor):
+        B, K, R, d = x.shape
+        E = edge_index.shape[0]
         directed = torch.cat([edge_index, edge_index.flip(1)], 0).T  # (2, 2E)
         offsets = torch.arange(B * K, device=x.device) * R  # one graph per (sample, frame)
         batched = (directed[:, None, :] + offsets[None, :, None]).reshape(2, -1)  # (2, BK*2E)
@@ -195,6 +231,41 @@ class EdgeGAT(nn.Module):
         n_edges = B * K * 2 * E  # GATv2Conv keeps our edges first, then appends one self-loop per node
         edge_alpha = alpha[:n_edges].view(B, K, 2 * E, -1)  # (B, K, 2E, heads)
         loop_alpha = alpha[n_edges:].view(B, K, R, -1)  # (B, K, R, heads)
+        return h.view(B, K, R, d), edge_alpha, loop_alpha
+
+    def _dense_graph(self, edge_index: torch.Tensor, R: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """(source, target, to_cell, to_target, adjacency) of the graph, made once per graph: the directed
+        edges (i->j, then j->i), one-hot maps from them to adjacency cells (2E, R*R) and to their targets
+        (2E, R), and the adjacency with self-loops (R_t, R_s). Edge weights become an (R, R) matrix by a
+        matrix product (no scatter, so that it batches under vmap)."""
+        key = (R, dtype, edge_index.device, tuple(edge_index.flatten().tolist()))
+        cache = self.__dict__.setdefault("_graph_cache", {})
+        if key not in cache:
+            source = torch.cat([edge_index[:, 0], edge_index[:, 1]])  # (2E,)
+            target = torch.cat([edge_index[:, 1], edge_index[:, 0]])  # (2E,)
+            to_cell = F.one_hot(target * R + source, R * R).to(dtype)  # (2E, R*R)
+            to_target = F.one_hot(target, R).to(dtype)  # (2E, R)
+            eye = torch.eye(R, dtype=torch.bool, device=edge_index.device)
+            cache[key] = (source, target, to_cell, to_target, (to_cell.sum(0).view(R, R) > 0) | eye)
+        return cache[key]
+
+    def _dense(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor):
+        B, K, R, d = x.shape
+        E = edge_index.shape[0]
+        source, target, to_cell, to_target, adjacency = self._dense_graph(edge_index, R, x.dtype)
+        loops = torch.arange(R, device=x.device)
+        weights = None
+        if self.use_edges:
+            directed = torch.cat([edge_weight, edge_weight], -1).reshape(B * K, 2 * E)  # (BK, 2E)
+            incoming = (directed @ to_target) / to_target.sum(0).clamp(min=1)  # (BK, R) mean over incoming edges
+            weights = (directed @ to_cell).view(B * K, R, R) + torch.diag_embed(incoming)  # (BK, R_t, R_s)
+        h = x.reshape(B * K, R, d)  # (BK, R, d)
+        alpha = None
+        for conv, norm in zip(self.convs, self.norms):
+            out, alpha = dense_gatv2(conv, h, adjacency, weights)
+            h = norm(h + self.dropout(F.gelu(out)))  # (BK, R, d)
+        edge_alpha = alpha[:, target, source].view(B, K, 2 * E, -1)  # (B, K, 2E, heads)
+        loop_alpha = alpha[:, loops, loops].view(B, K, R, -1)  # (B, K, R, heads)
         return h.view(B, K, R, d), edge_alpha, loop_alpha
 
 
@@ -291,7 +362,9 @@ class Stag(nn.Module):
             tokens = self.transformer(tokens, src_key_padding_mask=~b.frame_mask)  # (B, K, d)
         return tokens
 
-    def forward(self, b: StagBatch, targets: torch.Tensor | None = None):
+    def forward(self, b: StagBatch, targets: torch.Tensor | None = None, valid: torch.Tensor | None = None):
+        """``logits`` (B, C) and the loss on ``targets`` (B,) when given; ``valid`` (B,) bool leaves
+        padded samples out of the loss."""
         mask = b.frame_mask  # (B, K)
         frames = self._frame_tokens(b) if self.frame_encoder is not None else None  # (B, K, d)
         nodes = None
@@ -322,12 +395,12 @@ class Stag(nn.Module):
                 self._capture.update(rois=roi_alpha.detach(), edges=edge_alpha.detach(), self_loops=loop_alpha.detach())
             if w_rf is not None:
                 self._capture.update(roi_to_frame=w_rf.detach(), frame_to_roi=w_fr.detach())
-        return logits, (self.criterion(logits, targets) if targets is not None else None)
+        return logits, (self.criterion(logits, targets, valid) if targets is not None else None)
 
-    def criterion(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def criterion(self, logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """Focal loss with the training fold's class weights (when weighting is on)."""
         weights = self.class_weights if self.config.class_weighting != "none" else None
-        return focal_loss(logits, targets, self.config.focal_gamma, weights, self.config.label_smoothing)
+        return focal_loss(logits, targets, self.config.focal_gamma, weights, self.config.label_smoothing, valid)
 
     @torch.no_grad()
     def explain(self, b: StagBatch) -> dict[str, torch.Tensor]:

@@ -137,7 +137,7 @@ def write_run(out: Path, samples: StoreSamples, results: dict[int, list[FoldResu
     metrics = {
         "protocol": protocol, "subject_independent": subject_independent, "model": run_info["train"]["model"],
         "n_samples": len(samples), "n_subjects": int(len(set(samples.subjects))), "n_folds": len(next(iter(results.values()))),
-        "classes": list(samples.class_names), "seeds": list(per_seed),
+        "classes": list(samples.class_names), "seeds": list(per_seed), "training": run_info.get("training"),
         "summary": mean_std_over_seeds([m["pooled"] for m in per_seed.values()]),
         "seconds_per_fold": float(np.mean(seconds)), "seconds_per_epoch": float(np.mean(seconds)) / run_info["train"]["epochs"],
         "per_seed": {str(k): v for k, v in per_seed.items()},
@@ -184,6 +184,6 @@ Per class (seed {metrics['seeds'][0]}):
 |---|---|---|---|
 {rows}
 
-Time: {metrics['seconds_per_fold']:.1f} s per fold, {metrics['seconds_per_epoch']:.2f} s per epoch.
+Trained {metrics['training'] or 'fold by fold'}; {metrics['seconds_per_fold']:.1f} s per fold, {metrics['seconds_per_epoch']:.2f} s per epoch.
 Files: `predictions.csv`, `megc_log_seed*.txt`, `metrics.json`, `confusion.png`{', `attention.png`' if has_attention else ''}, `checkpoints/`.
 """

@@ -2,6 +2,8 @@
 ablation flags, focal loss."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -188,3 +190,30 @@ def test_shallow_stream_frame_encoder_shapes_and_inputs(frames, make_batch):
     assert logits.shape == (3, N_CLASSES) and torch.isfinite(loss)
     assert _changed(model, b, "flow") and _changed(model, b, "strain")
     assert not _changed(make_model(frame_encoder="shallow_streams", use_strain=False), b, "strain")
+
+
+@pytest.mark.parametrize("edge_features", [True, False])
+def test_dense_egat_equals_torch_geometric(edge_features, make_batch):
+    """The dense E-GAT (fold-parallel training) is torch-geometric's GATv2Conv with the same parameters:
+    nodes and attention agree, also for ROIs without edges (self-loop only) and under gradients."""
+    torch.manual_seed(3)
+    model = Stag(ModelConfig(d_model=16, edge_features=edge_features), n_classes=3, n_aus=5, n_roi_stats=5)
+    model.eval()
+    b = make_batch(batch=3, frames=2)
+    keep = (b.edge_index != 5).all(1)  # ROI 5 keeps no edge: only its self-loop
+    b = dataclasses.replace(b, edge_index=b.edge_index[keep], edge_weight=b.edge_weight[..., keep])
+    x = model.node_encoder(b.roi_patches, b.roi_stats, b.roi_ids)
+    sparse = model.gat(x, b.edge_index, b.edge_weight)
+    model.gat.dense = True
+    dense = model.gat(x, b.edge_index, b.edge_weight)
+    for a, d in zip(sparse, dense):
+        torch.testing.assert_close(d, a, rtol=1e-5, atol=1e-5)
+    model.train()
+    grads = []
+    for use_dense in (False, True):
+        model.zero_grad()
+        model.gat.dense = use_dense
+        torch.manual_seed(0)  # the same dropout masks
+        model(b, torch.tensor([0, 1, 2]))[1].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.gat.parameters()]))
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
