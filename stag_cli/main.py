@@ -16,6 +16,9 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("inspect", "stag_cli.inspect"),
     ("store", "stag_cli.store"),
     ("serve", "stag_cli.serve"),
+    ("evaluate", "stag_cli.evaluate"),
+    ("export", "stag_cli.export"),
+    ("compare", "stag_cli.compare"),
 )
 
 
