@@ -13,6 +13,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ClassWeighting = Literal["none", "inverse_frequency", "sqrt_inverse_frequency"]
+# the order of conv, batch norm and ReLU in a shallow stream (stag_model.model.ShallowStream)
+StreamOrder = Literal["conv_bn_relu", "conv_relu_bn"]
 # power p of the class weight 1 / count**p for each ClassWeighting
 CLASS_WEIGHT_POWER: dict[str, float] = {"none": 0.0, "inverse_frequency": 1.0, "sqrt_inverse_frequency": 0.5}
 
@@ -53,6 +55,10 @@ class ModelConfig(_Frozen):
     frame_kernel: int = Field(3, ge=1, le=15, description="conv kernel side of the frame CNN (odd: 'same' padding)")
     frame_stream_pool: int = Field(3, ge=1, le=8, description="shallow_streams: max-pool side and stride")
     frame_dropout: float = Field(0.5, ge=0, lt=1, description="shallow_streams: dropout on each stream's maps")
+    frame_stream_order: StreamOrder = Field(
+        "conv_bn_relu", description="shallow_streams: conv -> batch norm -> ReLU (conv_bn_relu) or conv -> ReLU -> "
+        "batch norm (conv_relu_bn, STSTNet's released order) in each stream"
+    )
     frame_pool_grid: int = Field(
         5, ge=1, le=16, description="frame CNN output pooled to g x g then flattened: keeps where the motion is"
     )
@@ -95,8 +101,18 @@ class ModelConfig(_Frozen):
 
 class StstnetConfig(_Frozen):
     """STSTNet (Liong et al. 2019): three shallow parallel conv streams over the
-    stacked (u, v, strain) 28 x 28 volume, filters 3, 5 and 8."""
+    stacked (u, v, strain) 28 x 28 volume, filters 3, 5 and 8. The defaults are the
+    authors' released code (christy1206/STSTNet, ``main.py``)."""
 
+    input: Literal["megc2019_image", "store"] = Field(
+        "megc2019_image", description="megc2019_image: the flow image as OpenCV reads it (channels strain, v, u, each "
+        "min-max normalised per image to 0..255 and rounded; schemas.megc2019_image), the released input; store: the "
+        "(u, v, strain) fields as the data path gives them (z-scored when DataConfig.normalise)"
+    )
+    layer_order: StreamOrder = Field(
+        "conv_relu_bn", description="per stream: conv -> ReLU -> batch norm (conv_relu_bn, the released code) or "
+        "conv -> batch norm -> ReLU (conv_bn_relu)"
+    )
     input_size: int = Field(28, description="the paper's input side")
     stream_channels: tuple[int, int, int] = (3, 5, 8)
     kernel_size: int = 3

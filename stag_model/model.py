@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch_geometric.nn import GATv2Conv
 
-from schemas.model_config import ModelConfig
+from schemas.model_config import ModelConfig, StreamOrder
 
 
 @dataclass
@@ -83,17 +83,29 @@ def focal_loss(
 
 
 class ShallowStream(nn.Module):
-    """One shallow stream (as in STSTNet): conv -> BN -> ReLU -> 3x3 max-pool (stride 3) -> dropout."""
+    """One shallow stream (as in STSTNet): a conv, batch norm and ReLU in the given ``order``, then a
+    max-pool (side and stride ``pool``, padding 1) and dropout.
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, padding: int, pool: int, dropout: float):
+        order "conv_relu_bn" (STSTNet as released):  y = BN(ReLU(conv(x)))
+        order "conv_bn_relu":                         y = ReLU(BN(conv(x)))
+
+    The parameter names (``conv``, ``bn``) are the same in both orders. x (N, C, H, W) -> (N, c, H', W')."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, padding: int, pool: int, dropout: float,
+                 order: StreamOrder = "conv_bn_relu"):
         super().__init__()
+        if order not in ("conv_bn_relu", "conv_relu_bn"):
+            raise ValueError(f"unknown stream order {order!r}; choose conv_bn_relu or conv_relu_bn")
+        self.order = order
         self.conv = nn.Conv2d(in_channels, out_channels, kernel, padding=padding)
         self.bn = nn.BatchNorm2d(out_channels)
         self.pool = nn.MaxPool2d(pool, stride=pool, padding=1)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
-        return self.dropout(self.pool(F.relu(self.bn(self.conv(x)))))  # (N, c, H', W')
+        y = self.conv(x)  # (N, c, H + 2p - k + 1, ...)
+        y = self.bn(F.relu(y)) if self.order == "conv_relu_bn" else F.relu(self.bn(y))
+        return self.dropout(self.pool(y))  # (N, c, H', W')
 
 
 class FrameEncoder(nn.Module):
@@ -112,7 +124,7 @@ class FrameEncoder(nn.Module):
         if config.frame_encoder == "shallow_streams":
             self.streams = nn.ModuleList(
                 ShallowStream(in_channels, c, config.frame_kernel, config.frame_kernel // 2, config.frame_stream_pool,
-                              config.frame_dropout) for c in config.frame_streams
+                              config.frame_dropout, config.frame_stream_order) for c in config.frame_streams
             )
             width = sum(config.frame_streams)
         else:
