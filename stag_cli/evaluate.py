@@ -50,7 +50,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
               f"{device}")
         started = time.perf_counter()
         log = (lambda _: None) if args.quiet else (lambda m: print(m, flush=True))
-        results = evaluate_folds(found, samples, source, folds, device, log)
+        results = evaluate_folds(found, samples, source, folds, device, log, scheme=scheme)
     except (CheckpointError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"stag evaluate: error: {message}", file=sys.stderr)

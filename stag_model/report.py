@@ -6,8 +6,11 @@
     metrics.json           per seed: pooled and per-fold metrics; over seeds: mean and std
     confusion.png          pooled confusion matrix (summed over seeds)
     attention.png          STAG: mean ROI and edge attention drawn on the stores' mean aligned face
-    checkpoints/seed<S>/<fold>.pt   {"state_dict", "metadata"}: loads with torch.load(weights_only=True)
+    checkpoints/seed<S>/<fold>.pt   {"state_dict", "metadata"}: loads with torch.load(weights_only=True);
+                           the metadata records the stores' flow units and sizes (``input``)
     report.md              a short human summary
+
+``stag evaluate`` writes the same files (no checkpoints) for checkpoints evaluated without training.
 """
 from __future__ import annotations
 
@@ -28,6 +31,12 @@ from stag_model.data import StoreSamples  # noqa: E402
 from stag_model.metrics import mean_std_over_seeds, pooled_and_per_fold  # noqa: E402
 from stag_model.protocols import SUBJECT_INDEPENDENT  # noqa: E402
 from stag_model.train import FoldResult  # noqa: E402
+
+
+def checkpoint_name(fold: str) -> str:
+    """File name (without .pt) of a fold's checkpoint: the fold name with characters other than letters,
+    digits, ``_``, ``.`` and ``-`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", fold)
 
 
 def predictions_table(samples: StoreSamples, results: dict[int, list[FoldResult]]) -> pd.DataFrame:
@@ -148,16 +157,21 @@ def write_run(out: Path, samples: StoreSamples, results: dict[int, list[FoldResu
                    out / "confusion.png")
     has_attention = _attention_png(samples, results, out / "attention.png")
     if save_checkpoints:
+        from stag_model.checkpoints import store_input
+
+        given = store_input(samples)
         for seed, folds in results.items():
             folder = out / "checkpoints" / f"seed{seed}"
             folder.mkdir(parents=True, exist_ok=True)
             for r in folds:
-                torch.save(r.checkpoint(), folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', r.fold)}.pt")
-    (out / "report.md").write_text(markdown_report(metrics, run_info, has_attention))
+                checkpoint = r.checkpoint()
+                checkpoint["metadata"] = {**checkpoint["metadata"], "input": given}
+                torch.save(checkpoint, folder / f"{checkpoint_name(r.fold)}.pt")
+    (out / "report.md").write_text(markdown_report(metrics, run_info, has_attention, save_checkpoints))
     return metrics
 
 
-def markdown_report(metrics: dict, run_info: dict, has_attention: bool) -> str:
+def markdown_report(metrics: dict, run_info: dict, has_attention: bool, checkpoints: bool = True) -> str:
     s = metrics["summary"]
     fmt = lambda k: f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"  # noqa: E731
     warning = "" if metrics["subject_independent"] else (
@@ -166,7 +180,14 @@ def markdown_report(metrics: dict, run_info: dict, has_attention: bool) -> str:
     per_class = metrics["per_seed"][str(metrics["seeds"][0])]["pooled"]["per_class"]
     rows = "\n".join(f"| {c} | {v['support']} | {v['recall'] if v['recall'] is None else round(v['recall'], 3)} | "
                      f"{v['f1'] if v['f1'] is None else round(v['f1'], 3)} |" for c, v in per_class.items())
-    return f"""# stag-fit: {metrics['model']} on {', '.join(run_info['stores'])}
+    command = run_info.get("command", "stag-fit")
+    if command == "stag evaluate":
+        cost = (f"Evaluated {run_info.get('checkpoint_origin', 'checkpoints')} (trained elsewhere, not here); "
+                f"{metrics['seconds_per_fold']:.1f} s per fold.")
+    else:
+        cost = (f"Trained {metrics['training'] or 'fold by fold'}; {metrics['seconds_per_fold']:.1f} s per fold, "
+                f"{metrics['seconds_per_epoch']:.2f} s per epoch.")
+    return f"""# {command}: {metrics['model']} on {', '.join(run_info['stores'])}
 
 Protocol **{metrics['protocol']}** ({metrics['n_folds']} folds, {metrics['n_samples']} samples, {metrics['n_subjects']} subjects),
 scheme `{run_info['scheme']}`, seeds {metrics['seeds']}, {run_info['train']['epochs']} epochs per fold
@@ -184,6 +205,6 @@ Per class (seed {metrics['seeds'][0]}):
 |---|---|---|---|
 {rows}
 
-Trained {metrics['training'] or 'fold by fold'}; {metrics['seconds_per_fold']:.1f} s per fold, {metrics['seconds_per_epoch']:.2f} s per epoch.
-Files: `predictions.csv`, `megc_log_seed*.txt`, `metrics.json`, `confusion.png`{', `attention.png`' if has_attention else ''}, `checkpoints/`.
+{cost}
+Files: `predictions.csv`, `megc_log_seed*.txt`, `metrics.json`, `confusion.png`{', `attention.png`' if has_attention else ''}{', `checkpoints/`' if checkpoints else ''}.
 """
