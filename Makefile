@@ -43,4 +43,4 @@ clean-venv:
 # under leave-one-subject-out and print the metric table.
 demo: install
 	$(BIN)/stag-ingest --catalog data_catalog.yaml --dataset demo
-	$(BIN)/stag-fit --store stores/demo.zarr --scheme demo --protocol loso --epochs 15 --seeds 1 --out runs/demo
+	$(BIN)/stag-fit --store stores/demo.zarr --scheme demo --protocol loso --epochs 15 --seeds 1 --out runs/demo --overwrite

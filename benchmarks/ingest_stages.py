@@ -87,7 +87,7 @@ def measure(record, config, backend, store: str, slot: int) -> dict:
     timings = dict(features.timings)
     timings["write"] = time.perf_counter() - t
     wall = time.perf_counter() - started
-    frames, _ = load_frames(record, None)
+    frames, _, _ = load_frames(record, None)
     row = {"clip": record.clip, "T": len(features.frame_numbers), "K": len(features.selected_frames),
            "frame_px": f"{frames.shape[2]}x{frames.shape[1]}", "crop": config.align.crop_size,
            **{s: timings.get(s, 0.0) for s in STAGES}, "total": wall}

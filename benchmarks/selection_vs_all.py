@@ -73,7 +73,7 @@ def compare(record, config, backend, store: str, slot: int) -> dict:
     stag_s = time.perf_counter() - started
     stag_tvl1 = features.timings["tvl1"]
 
-    frames, positions = load_frames(record, None)
+    frames, positions, _skipped = load_frames(record, None)
     aligned = align_clip(frames, config, backend, onset=0, sample=record.sample_id, positions=positions)
     crops = aligned.crops
     solver = make_tvl1(config.tvl1)

@@ -16,6 +16,7 @@ from distributed.core import Status
 
 import flows.ingest  # noqa: F401 - Prefect and the ingest tasks
 import stag_features.extract.sample_pipeline  # noqa: F401 - OpenCV, dlib, zarr and every stage
+from flows.local_server import die_with_parent
 from schemas.pipeline_config import PipelineConfig
 from stag_features.ingest.producers import warm_backend
 
@@ -66,8 +67,10 @@ def worker_prefect_client():
 
 
 def dask_setup(worker) -> None:
-    """Called by Dask as the worker starts: one Prefect client for its task runs; warm the landmark
-    model in the background."""
+    """Called by Dask as the worker starts: the worker dies with the process that forked it (the fork
+    server, which ends with stag-ingest), one Prefect client for its task runs, the landmark model
+    warmed in the background."""
+    die_with_parent()
     _open_prefect_client()
     threading.Thread(target=_warm_once_running, args=(worker,), name="stag-warm-backend", daemon=True).start()
 

@@ -84,6 +84,10 @@ class FaceConfig(_Frozen):
     missing_face: Literal["fail", "skip"] = Field(
         "fail", description="frames without a face: fail the clip, or skip those frames"
     )
+    undecodable_frames: Literal["fail", "skip"] = Field(
+        "fail", description="frames of a clip that cannot be decoded (a damaged image, a JPEG cut short): fail "
+        "the clip naming them, or skip them, their frame numbers recorded in the store (undecodable_frames)"
+    )
     fan_device: str = Field("cpu", description="torch device for the FAN backend")
     fan_flip_input: bool = Field(
         False, description="FAN: also run the mirrored face and average heatmaps (2x cost, slightly steadier)"

@@ -57,9 +57,24 @@ class ExecutionConfig(BaseModel):
 # provenance. A section maps to True (all of it) or to its execution-only fields.
 EXECUTION_ONLY: dict[str, bool | tuple[str, ...]] = {
     "execution": True,
-    "tvl1": ("opencv_threads",),  # threads of one process; outputs are the same
+    "tvl1": ("opencv_threads", "device", "torch_threads"),  # threads and device; outputs agree to float noise
     "store": ("lock_timeout_s",),  # how long a writer waits for the lock file
 }
+
+
+def with_added_defaults(recorded: dict, current: dict, defaults: dict) -> dict:
+    """``recorded`` (a config a store recorded) completed with the fields ``current`` has and it lacks,
+    where ``current`` holds their default (from ``defaults``): a field added to the code after the store
+    was written, at a default that reproduces what the code did before, changes nothing the store holds.
+    A missing field at another value stays missing, so the two configs still differ."""
+    out = dict(recorded)
+    for key, value in current.items():
+        if key not in recorded:
+            if key in defaults and defaults[key] == value:
+                out[key] = value
+        elif isinstance(value, dict) and isinstance(recorded[key], dict) and isinstance(defaults.get(key), dict):
+            out[key] = with_added_defaults(recorded[key], value, defaults[key])
+    return out
 
 
 def without_execution(config_json: dict) -> dict:

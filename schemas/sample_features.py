@@ -41,6 +41,7 @@ class SampleFeatures:
     au_activations: np.ndarray  # (K, A) float32  flow-derived AU cue (not a trained detector)
     au_truth: np.ndarray  # (A,) int8  1 if the sheet codes the AU, 0 if not, -1 if the sheet says '?'
     edge_weights: np.ndarray  # (K, E) float32  AU-guided dynamic weights of the config's edges
+    undecodable_frames: tuple[int, ...] = ()  # frame numbers skipped as undecodable (where the config allows)
     # where the time went --------------------------------------------------------
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 

@@ -1,4 +1,4 @@
-"""Store spec v1 in machine-checkable form (the prose page is docs/store.md).
+"""Store spec v2 in machine-checkable form (the prose page is docs/store.md).
 
 Every per-sample array has ``sample`` as its first dimension, chunked one
 sample per chunk (the other dimensions whole). Group-level arrays (names, the
@@ -12,13 +12,17 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v1 stores (no chunk digests, no undecodable_frames) are migrated by a writer
+# how the samples' input_hash is computed (group attribute ``input_identity``): from what the sample
+# means and the bytes it uses, not from paths or sheet rows. Stores without the attribute hold the
+# earlier, path-dependent hashes, which the next ingest replaces (stag_features.ingest.input_hash).
+INPUT_IDENTITY = "content-v1"
 
-# dimensions whose size never changes
 # the ROI statistics along ``stat``, in order: written by stag_features.extract.roi_features,
 # read by name (``ROI_STAT_NAMES.index("dominant_direction")``), never by a hard-coded position
 ROI_STAT_NAMES: tuple[str, ...] = ("mean_u", "mean_v", "mean_magnitude", "dominant_direction")
 
+# dimensions whose size never changes
 FIXED_DIMS: dict[str, int] = {"uv": 2, "landmark": 68, "xy": 2, "bound": 4, "stat": len(ROI_STAT_NAMES), "end": 2}
 
 # array names used by the writer and the readers alike
@@ -30,6 +34,7 @@ SELECTED_FRAMES, FLOW, STRAIN = "selected_frames", "flow", "strain"
 ONSET_FACE, LANDMARKS_ONSET, LANDMARKS_APEX, ROI_BOXES = "onset_face", "landmarks_onset", "landmarks_apex", "roi_boxes"
 ROI_PATCHES, ROI_STATS, AU_ACTIVATION, EDGE_WEIGHT = "roi_patches", "roi_stats", "au_activation", "edge_weight"
 INPUT_HASH, CONFIG_HASH, COMMITTED = "input_hash", "config_hash", "committed"
+UNDECODABLE_FRAMES, CHUNK_DIGEST, DIGESTED_NAME = "undecodable_frames", "chunk_digest", "digested_name"
 FAILURE_STAGE, FAILURE_REASON, FAILURE_TIME = "failure_stage", "failure_reason", "failure_time"
 ROI_NAME, AU_NAME, SCHEME_NAME, EDGE_INDEX = "roi_name", "au_name", "scheme_name", "edge_index"
 # what a model reads of every sample (float arrays along frame)
@@ -72,6 +77,8 @@ SAMPLE_ARRAYS: tuple[ArraySpec, ...] = (
     _a(HEAD_MOTION, ("sample", "time"), "float32", "residual head motion (px), NaN padding"),
     _a(APEX_ESTIMATED, ("sample",), "int32", "time position of the estimated apex"),
     _a(APEX_ANNOTATED, ("sample",), "int32", "time position of the sheet's apex, -1 if none"),
+    _a(UNDECODABLE_FRAMES, ("sample",), "str", "frame numbers skipped because they could not be decoded "
+       "(comma-separated; only where the config allows skipping), '' if none"),
     # selected frames and flow
     _a(SELECTED_FRAMES, ("sample", "frame"), "int32", "time positions of the K selected frames"),
     _a(FLOW, ("sample", "frame", "uv", "y", "x"), "flow", "TV-L1 flow onset -> frame (units: attr flow_units)"),
@@ -92,8 +99,16 @@ SAMPLE_ARRAYS: tuple[ArraySpec, ...] = (
     _a(FAILURE_STAGE, ("sample",), "str", "stage that failed, '' if the last attempt succeeded"),
     _a(FAILURE_REASON, ("sample",), "str", "why it failed, '' if the last attempt succeeded"),
     _a(FAILURE_TIME, ("sample",), "str", "UTC ISO time of the failure, '' if none"),
+    _a(CHUNK_DIGEST, ("sample", "digested"), "str", "per digested array (DIGESTED_ARRAYS): '<bytes>:<sha256>' of "
+       "the chunk file as written, recorded before the commit flag"),
     _a(COMMITTED, ("sample",), "bool", "written last; readers see only committed samples"),
 )
+
+# per-sample arrays whose chunk files a committed sample's digests cover: all but provenance, failures,
+# the digests and the flag (which later steps may rewrite in place)
+UNDIGESTED: frozenset[str] = frozenset({INPUT_HASH, CONFIG_HASH, FAILURE_STAGE, FAILURE_REASON, FAILURE_TIME,
+                                        CHUNK_DIGEST, COMMITTED})
+DIGESTED_ARRAYS: tuple[str, ...] = tuple(spec.name for spec in SAMPLE_ARRAYS if spec.name not in UNDIGESTED)
 
 # group-level arrays ----------------------------------------------------------
 GROUP_ARRAYS: tuple[ArraySpec, ...] = (
@@ -101,6 +116,7 @@ GROUP_ARRAYS: tuple[ArraySpec, ...] = (
     _a(AU_NAME, ("au",), "str", "AU names in order, e.g. AU12"),
     _a(SCHEME_NAME, ("scheme",), "str", "class scheme names in order"),
     _a(EDGE_INDEX, ("edge", "end"), "int32", "ROI index pairs of the graph's edges (undirected)"),
+    _a(DIGESTED_NAME, ("digested",), "str", "names of the digested per-sample arrays, in chunk_digest's order"),
 )
 
 REQUIRED_ATTRS: tuple[str, ...] = (
@@ -161,6 +177,7 @@ class StoreLayout(BaseModel):
             "py": self.patch,
             "px": self.patch,
             "edge": len(self.edges),
+            "digested": len(DIGESTED_ARRAYS),
         }
 
     def shape(self, spec: ArraySpec) -> tuple[int, ...]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_cli.parsing import OneLineParser
 from stag_model.allocator import keep_freed_memory
 from stag_model.data import make_source, open_samples
 from stag_model.protocols import SUBJECT_INDEPENDENT, make_folds
@@ -28,20 +31,41 @@ from stag_model.train import resolve_device, run_protocol
 
 def _seeds(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seeds takes integers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"--seeds needs at least one integer, got {text!r}")
+    return seeds
 
 
 def _json_file(text: str) -> dict:
     path = Path(text)
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"config file {path} not found")
-    return json.loads(path.read_text())
+    try:
+        overrides = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                         f"column {exc.colno}") from None
+    if not isinstance(overrides, dict):
+        raise argparse.ArgumentTypeError(f"config file {path} must hold a JSON object of field: value overrides, "
+                                         f"not a {type(overrides).__name__}")
+    return overrides
+
+
+def _folds(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds takes an integer, got {text!r}") from None
+    if k < 2:
+        raise argparse.ArgumentTypeError(f"--folds must be at least 2 (k of k-fold), got {k}")
+    return k
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stag-fit", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="stag-fit", description=__doc__.split("\n\n")[0])
     p.add_argument("--store", action="append", required=True, help="feature store (repeat for several)")
     p.add_argument("--protocol", choices=sorted(SUBJECT_INDEPENDENT), default="loso")
     p.add_argument("--scheme", required=True, help="class scheme name in the store(s)")
@@ -49,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--epochs", type=int, help=f"fixed epochs per fold (default {TrainConfig().epochs})")
     p.add_argument("--seeds", type=_seeds, default=(1,), help="comma-separated, e.g. 1,2,3")
-    p.add_argument("--folds", type=int, default=5, help="k for groupkfold / stratified")
+    p.add_argument("--folds", type=_folds, default=5, help="k for groupkfold / stratified (at least 2)")
     p.add_argument("--validation", choices=["none", "inner_subjects"], help="model selection (default: none, fixed epochs)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -59,7 +83,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-config", type=_json_file, default={}, help="JSON file of ModelConfig / StstnetConfig overrides")
     p.add_argument("--train-config", type=_json_file, default={}, help="JSON file of TrainConfig overrides")
     p.add_argument("--data-config", type=_json_file, default={}, help="JSON file of DataConfig overrides")
-    p.add_argument("--out", type=Path, help="output folder (default runs/<model>-<protocol>-<scheme>)")
+    p.add_argument("--out", type=Path, help="output folder, new or empty (default: a new runs/<model>-<protocol>-"
+                                            "<scheme>-<UTC time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace the content of a non-empty --out folder")
     p.add_argument("--no-checkpoints", action="store_true", help="do not save fold checkpoints")
     p.add_argument("--quiet", action="store_true", help="no per-fold lines")
     return p
@@ -76,6 +102,30 @@ def resolve_configs(args: argparse.Namespace) -> dict:
             "data": DataConfig(**{**args.data_config, "scheme": args.scheme})}
 
 
+def output_folder(args: argparse.Namespace, train: TrainConfig) -> Path:
+    """The run's folder, empty: ``--out`` (refused when it holds files, unless ``--overwrite``, which
+    clears it), or a new folder named after the run and the UTC time."""
+    if args.out is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{train.model}-{args.protocol}-{args.scheme}-{stamp}"
+        while out.exists():
+            out = out.with_name(out.name + "-1")
+        return out
+    out = args.out
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not args.overwrite:
+            raise ValueError(f"output folder {out} is not empty (an earlier run's files); choose another --out, "
+                             "or add --overwrite to replace its content")
+        shutil.rmtree(out)
+    return out
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -83,24 +133,25 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # pydantic validation errors name the field
         print(f"stag-fit: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    try:
+        return fit(args, configs, argv)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:  # damaged stores, refused inputs
+        print(f"stag-fit: error: {_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def fit(args: argparse.Namespace, configs: dict, argv: list[str] | None) -> int:
+    """The run: stores to folds to results, written to the run's folder."""
     train = configs["train"]
     keep_freed_memory()  # the same activations every step: reuse their memory (stag_model.allocator)
     if train.threads:
         torch.set_num_threads(train.threads)
-    try:
-        device = resolve_device(train.device)
-        samples = open_samples(args.store, configs["data"])
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
-        print(f"stag-fit: {exc}", file=sys.stderr)
-        return 2
-    try:
-        folds = make_folds(args.protocol, samples.subjects, samples.labels, samples.datasets, n_splits=args.folds,
-                           seed=train.seeds[0])
-    except ValueError as exc:
-        print(f"stag-fit: {exc}", file=sys.stderr)
-        return 2
+    out = output_folder(args, train)
+    device = resolve_device(train.device)
+    samples = open_samples(args.store, configs["data"])
+    folds = make_folds(args.protocol, samples.subjects, samples.labels, samples.datasets, n_splits=args.folds,
+                       seed=train.seeds[0])
     source = make_source(samples, configs["data"], device)
-    out = args.out or Path("runs") / f"{train.model}-{args.protocol}-{args.scheme}"
     dependent = "" if SUBJECT_INDEPENDENT[args.protocol] else "  [SUBJECT-DEPENDENT: clips of a subject on both sides]"
     print(f"stag-fit: {train.model} | {len(samples)} samples, {len(set(samples.subjects))} subjects, "
           f"{len(samples.class_names)} classes {list(samples.class_names)} | {args.protocol}: {len(folds)} folds | "

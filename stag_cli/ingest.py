@@ -4,9 +4,11 @@
     stag-ingest --catalog data_catalog.yaml --dataset casme2 --workers 2 --config pipeline.yaml
     stag-ingest --catalog data_catalog.yaml --dataset casme2 --dask-address tcp://10.0.0.5:8786
 
-Without a Prefect server (PREFECT_API_URL unset) Prefect starts a temporary
-one for the run; Dask runs (--workers / --dask-address) need a running server
-(``prefect server start``) so that every worker reports to the same one.
+Without a Prefect server (PREFECT_API_URL unset) the command starts one of its
+own for the run (``flows.local_server``; every local Dask worker reports to it),
+which dies with the command however it ends, and stops any such server that an
+earlier, killed run left behind. Telemetry and analytics are off unless the user
+sets PREFECT_SERVER_ANALYTICS_ENABLED or DO_NOT_TRACK.
 
 Fast path: before Prefect or Dask is imported, the command checks the store
 read-only (``stag_features.ingest.steps.settled_plan``). When every clip of
@@ -25,17 +27,20 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from contextlib import ExitStack
 
-from flows.cluster import EarlyCluster
+from flows.cluster import API_URL_VARIABLE, EarlyCluster
+from flows.local_server import QUIET
 from schemas.catalog import CatalogError
+from stag_cli.parsing import OneLineParser
 from stag_features.store.identity import StoreMismatchError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stag-ingest", description="Ingest a catalog dataset into its Zarr store.")
+    parser = OneLineParser(prog="stag-ingest", description="Ingest a catalog dataset into its Zarr store.")
     parser.add_argument("--catalog", required=True, help="data catalog YAML (e.g. data_catalog.yaml)")
     parser.add_argument("--dataset", required=True, help="dataset name in the catalog")
     parser.add_argument("--config", help="pipeline config YAML (default: the entry's options.pipeline, else defaults)")
@@ -64,18 +69,42 @@ def settled_run(args: argparse.Namespace) -> int | None:
     return 0 if summary.count("failed") == 0 else 1
 
 
+def own_server(stack: ExitStack):
+    """Without PREFECT_API_URL: a Prefect server of this command's own (``flows.local_server``: it dies
+    with the command, however it ends), started now and its URL set for everything started after it
+    (the flow, Dask workers); after stopping any such server an earlier, killed run left behind.
+    Returns it (``wait`` before the flow runs), or None when the user's server is configured."""
+    if os.environ.get(API_URL_VARIABLE):
+        return None
+    from flows.local_server import PrefectServer, prefect_home, stop_orphaned_servers
+
+    home = prefect_home()
+    home.mkdir(parents=True, exist_ok=True)
+    stop_orphaned_servers(home)
+    server = stack.enter_context(PrefectServer(home / f"stag-ingest-server-{os.getpid()}.log", owned=True))
+    os.environ[API_URL_VARIABLE] = server.url
+    stack.callback(os.environ.pop, API_URL_VARIABLE, None)
+    return server
+
+
 def ingest_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers is not None and args.workers < 1:
         print(f"stag-ingest: error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
         return 2
+    for name, value in QUIET.items():  # no telemetry, no analytics, unless the user turns them on
+        os.environ.setdefault(name, value)
     try:
         if not args.force and (code := settled_run(args)) is not None:
             return code
         with ExitStack() as stack:
+            server = own_server(stack)
             # the workers start (and import the pipeline) while this process imports Prefect and plans
             early = stack.enter_context(EarlyCluster(args.workers)) if args.workers else None
             from flows.ingest import ingest_dataset, runner_for
+
+            if server is not None:
+                server.wait()
 
             runner = runner_for(args.workers, args.dask_address, early=early is not None)
             flow = ingest_dataset.with_options(task_runner=runner) if runner is not None else ingest_dataset

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from stag_cli.parsing import OneLineParser
 
 # (command, module that defines register(subparsers))
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
@@ -23,7 +26,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stag", description="stag: micro-expression feature stores")
+    parser = OneLineParser(prog="stag", description="stag: micro-expression feature stores")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for _name, module_name in SUBCOMMANDS:
         module = importlib.import_module(module_name)
@@ -36,9 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"stag {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"stag {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output went away (stag store info --config | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -187,10 +187,15 @@ def _either(names: list[str]) -> str:
 
 
 def sheet_source(value: object, root: Path) -> FrameSource | None:
-    """Frames a sheet names for a clip (relative to the raw root): a video file or a folder of images."""
+    """Frames a sheet names for a clip (relative to the raw root): a video file or a folder of images.
+    A path that leaves the root once ``..`` and symbolic links are resolved (or an absolute one
+    elsewhere) is a ValueError, the same rule as for the catalog's paths."""
     cell = text(value)
     if not cell or not root.is_dir():
         return None  # discovered later, or no raw data on this machine
     path = root / cell
+    inside, resolved = root.resolve(), path.resolve()
+    if resolved != inside and inside not in resolved.parents:
+        raise ValueError(f"source {cell!r} resolves to {resolved}, outside the dataset root {inside}")
     kind = "video" if path.suffix.lower() in VIDEO_SUFFIXES else "folder"
     return FrameSource(kind=kind, path=path)

@@ -43,6 +43,8 @@ def read_raw_table(path: Path, sheet: str | int | None = None) -> pd.DataFrame:
     if suffix in CSV_SUFFIXES:
         try:
             return pd.read_csv(path, header=None, dtype=str, skip_blank_lines=False, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            raise AnnotationError(f"annotation file {path} is empty: no header row, no data") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise AnnotationError(f"annotation file {path} is not a readable CSV: {exc}") from exc
     if suffix not in EXCEL_SUFFIXES:

@@ -11,10 +11,13 @@ Only ``[start, stop)`` is kept: frames of a video before ``start`` are grabbed
 and dropped (OpenCV's seek is not frame-accurate, see ``_skip_to``), so memory
 holds only the range and a long video is never loaded whole.
 
-Undecodable frames are reported by position in ``FrameBatch.undecodable`` and
-left out of ``frames``; ``positions`` says which source positions the returned
-frames are. An unreadable image, or a video whose frames in the range all fail,
-is a SampleError naming the file.
+Undecodable frames are reported by position in ``FrameBatch.undecodable`` (with
+a reason each in ``FrameBatch.reasons``) and left out of ``frames``; ``positions``
+says which source positions the returned frames are. A JPEG cut short (no
+end-of-image marker) is undecodable too: OpenCV would return its top half and a
+grey rest. Whether a clip may lose frames is the caller's decision
+(``schemas.face_config.FaceConfig.undecodable_frames``). An unreadable image, or
+a video whose frames in the range all fail, is a SampleError naming the file.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ class FrameBatch:
     frames: np.ndarray
     positions: np.ndarray
     undecodable: list[int] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)  # position -> why it could not be decoded
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
@@ -74,6 +78,32 @@ def _stack(frames: list[np.ndarray], source: Path, positions: list[int], sample:
     return np.stack(frames)
 
 
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+JPEG_END = b"\xff\xd9"  # the end-of-image marker
+JPEG_TAIL = 1024  # bytes searched for it (encoders may pad after it)
+
+
+def truncated_jpeg(path: Path) -> bool:
+    """True for a JPEG file whose end-of-image marker is missing (the file was cut short)."""
+    if path.suffix.lower() not in JPEG_SUFFIXES:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - JPEG_TAIL))
+        return JPEG_END not in handle.read()
+
+
+def _read_image_frame(path: Path) -> tuple[np.ndarray | None, str]:
+    """(image, '') or (None, why it cannot be decoded)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, f"{path.name}: not a decodable image"
+    if truncated_jpeg(path):
+        return None, f"{path.name}: JPEG cut short (no end-of-image marker)"
+    return _as_bgr(image), ""
+
+
 def _read_folder(folder: Path, start: int, stop: int | None, sample: str) -> FrameBatch:
     try:
         images = numbered_images(folder)
@@ -83,17 +113,19 @@ def _read_folder(folder: Path, start: int, stop: int | None, sample: str) -> Fra
     frames: list[np.ndarray] = []
     positions: list[int] = []
     undecodable: list[int] = []
+    reasons: dict[int, str] = {}
     for position in range(start, stop):
-        path = images[position][1]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image, reason = _read_image_frame(images[position][1])
         if image is None:
             undecodable.append(position)
+            reasons[position] = reason
             continue
-        frames.append(_as_bgr(image))
+        frames.append(image)
         positions.append(position)
     if not frames:
         raise SampleError(sample or str(folder), _STAGE, f"no image in {folder} positions [{start}, {stop}) could be decoded")
-    return FrameBatch(_stack(frames, folder, positions, sample), np.asarray(positions, dtype=np.int64), undecodable)
+    return FrameBatch(_stack(frames, folder, positions, sample), np.asarray(positions, dtype=np.int64), undecodable,
+                      reasons)
 
 
 def _open_video(path: Path, sample: str) -> cv2.VideoCapture:
@@ -139,7 +171,9 @@ def _read_video(path: Path, start: int, stop: int | None, sample: str) -> FrameB
         capture.release()
     if not frames:
         raise SampleError(sample or str(path), _STAGE, f"no frame of video {path} in positions [{start}, {stop}) could be decoded")
-    return FrameBatch(_stack(frames, path, positions, sample), np.asarray(positions, dtype=np.int64), undecodable)
+    reasons = {p: f"{path.name}: frame {p} does not decode" for p in undecodable}
+    return FrameBatch(_stack(frames, path, positions, sample), np.asarray(positions, dtype=np.int64), undecodable,
+                      reasons)
 
 
 def read_frames(source: FrameSource, start: int = 0, stop: int | None = None, sample: str = "") -> FrameBatch:

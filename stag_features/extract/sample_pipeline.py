@@ -110,13 +110,16 @@ def _stack_in_memory(frames: np.ndarray | Sequence[np.ndarray], sid: str) -> np.
     return stacked
 
 
-def load_frames(record: SampleRecord, frames: np.ndarray | Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """The analysed frames (T, H, W[, 3]) uint8 and their positions in the source (T,) int64."""
+def load_frames(record: SampleRecord, frames: np.ndarray | Sequence[np.ndarray] | None,
+                undecodable: str = "fail") -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """The analysed frames (T, H, W[, 3]) uint8, their positions in the source (T,) int64, and the
+    source positions skipped as undecodable. ``undecodable`` (``face.undecodable_frames``): "fail"
+    raises SampleError naming the frames that cannot be decoded, "skip" leaves them out."""
     sid = record.sample_id
     if frames is not None:
         clip = _stack_in_memory(frames, sid)
         start, stop = analysed_range(record, len(clip))
-        return clip[start:stop], np.arange(start, stop, dtype=np.int64)
+        return clip[start:stop], np.arange(start, stop, dtype=np.int64), ()
     if record.source is None:
         raise SampleError(sid, "decode", "the record has no frame source and no frames were given")
     start, stop = analysed_range(record, count_frames(record.source))
@@ -126,7 +129,12 @@ def load_frames(record: SampleRecord, frames: np.ndarray | Sequence[np.ndarray] 
                           f"(undecodable: {batch.undecodable})")
     if int(batch.positions[0]) != start:
         raise SampleError(sid, "decode", f"the onset frame (position {start}) could not be decoded")
-    return batch.frames, np.asarray(batch.positions, dtype=np.int64)
+    if batch.undecodable and undecodable == "fail":
+        shown = "; ".join(batch.reasons.get(p, f"position {p}") for p in batch.undecodable[:5])
+        more = f" and {len(batch.undecodable) - 5} more" if len(batch.undecodable) > 5 else ""
+        raise SampleError(sid, "decode", f"{len(batch.undecodable)} frame(s) in {start}..{stop - 1} cannot be "
+                          f"decoded: {shown}{more} (face.undecodable_frames: skip analyses the clip without them)")
+    return batch.frames, np.asarray(batch.positions, dtype=np.int64), tuple(batch.undecodable)
 
 
 def frame_numbers(record: SampleRecord, positions: np.ndarray) -> np.ndarray:
@@ -154,6 +162,7 @@ class PreparedClip:
     selected_crops: np.ndarray  # (K, H, W) uint8
     landmarks_onset: np.ndarray  # (68, 2) float32
     landmarks_apex: np.ndarray  # (68, 2) float32
+    undecodable_frames: tuple[int, ...] = ()  # frame numbers skipped as undecodable
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -178,7 +187,7 @@ class PairFlows:
 
 
 # SampleFeatures fields that PreparedClip holds under the same name
-_CARRIED_FIELDS = ("record", "frame_numbers", "motion_curve", "ranked_frames", "head_motion",
+_CARRIED_FIELDS = ("record", "undecodable_frames", "frame_numbers", "motion_curve", "ranked_frames", "head_motion",
                    "apex_estimated", "apex_annotated", "selected_frames", "landmarks_onset", "landmarks_apex")
 
 
@@ -197,7 +206,7 @@ def prepare_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
     stage = _Stages(sid)
     configure_opencv_threads(config.tvl1)  # one OpenCV thread per process (default): parallelism is per process
     with stage("decode"):
-        clip, positions = load_frames(record, frames)
+        clip, positions, skipped = load_frames(record, frames, config.face.undecodable_frames)
     with stage("face"):
         backend = backend or make_backend(config.face)
     with stage("align"):
@@ -236,6 +245,7 @@ def prepare_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
         selected_crops=np.asarray(crops[selected]),
         landmarks_onset=np.asarray(aligned.landmarks_onset, dtype=np.float32),
         landmarks_apex=landmarks_apex,
+        undecodable_frames=tuple(int(n) for n in frame_numbers(record, np.asarray(skipped, dtype=np.int64))),
         timings=stage.timings,
     )
 

@@ -22,7 +22,7 @@ from stag_features.store.writer import SlotState
 
 T = TypeVar("T")
 # failures that say nothing about the input: a rerun tries these samples again
-RETRIED_FAILURE_STAGES = frozenset({"unexpected", "io"})
+RETRIED_FAILURE_STAGES = frozenset({"unexpected", "io", "integrity"})
 
 
 def hash_decides(state: SlotState | None, config_hash: str, force: bool) -> bool:

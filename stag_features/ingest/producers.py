@@ -131,13 +131,17 @@ class PipelineProducer:
         )
 
     def input_files(self, record: SampleRecord) -> list[Path] | None:
-        """The video file, or every numbered image of the clip's folder; None without a source."""
+        """The frames the sample uses: the numbered images onset..offset of the clip's folder (all of
+        them without an onset or offset), or its video file; None without a source."""
         source = record.source
         if source is None:
             return None
         if source.kind == "video":
             return [Path(source.path)]
-        return [image for _number, image in numbered_images(Path(source.path))]
+        images = [image for _number, image in numbered_images(Path(source.path))]
+        first = record.onset_index if record.onset_index is not None else 0
+        last = record.offset_index if record.offset_index is not None else len(images) - 1
+        return images[first:last + 1]
 
     def features(self, record: SampleRecord) -> SampleFeatures:
         from stag_features.extract.sample_pipeline import extract_sample

@@ -27,9 +27,10 @@ from stag_features.adapters import AdapterResult, load_dataset
 from stag_features.ingest.input_hash import input_hashes
 from stag_features.ingest.plan import RunSummary, SampleOutcome, hash_decides, needs_compute
 from stag_features.ingest.producers import Producer, producer_for
+from stag_features.ingest.store_state import current, damaged_samples, decision_states
 from stag_features.store.identity import adopted, check_store, recorded_attrs, with_recorded_hash
 from stag_features.store.slots import SlotWriter
-from stag_features.store.writer import allocate_slots, ensure_store, slot_states
+from stag_features.store.writer import allocate_slots, ensure_store
 
 DEFERRED_HASH = ""  # a WorkItem's input hash that planning did not compute (it could not change the decision)
 
@@ -55,6 +56,7 @@ class IngestPlan:
     work: list[WorkItem] = field(default_factory=list)
     decided: list[SampleOutcome] = field(default_factory=list)  # skipped, or failed in the sheet: nothing to compute
     bad_rows: int = 0
+    damaged: list[str] = field(default_factory=list)  # committed samples found damaged: recomputed in this run
 
 
 def entry_pipeline_config(entry: DatasetEntry, config_path: str | Path | None = None) -> PipelineConfig:
@@ -95,9 +97,14 @@ def stale_reason(entry: DatasetEntry, producer: Producer) -> str | None:
     attrs = recorded_attrs(store, producer.config.store.lock_timeout_s)
     if (attrs or {}).get("config_hash") != adopted(identity, attrs).config_hash:  # the same computation keeps its hash
         return "built with another config"
-    states = slot_states(store)
+    records = load_dataset(entry).records
+    states = decision_states(entry, producer, records, write=False)
+    if states is None:
+        return "written by an earlier version (to migrate)"
+    if damaged := damaged_samples(states):
+        return f"{len(damaged)} committed samples damaged (to recompute)"
     done = {sid for sid, s in states.items() if s.committed or s.failure_stage}
-    missing = [r.sample_id for r in load_dataset(entry).records if r.sample_id not in done]
+    missing = [r.sample_id for r in records if r.sample_id not in done]
     return f"{len(missing)} clips of the sheet not in the store" if missing else None
 
 
@@ -159,9 +166,9 @@ def prepare_ingest(entry: DatasetEntry, producer: Producer, force: bool = False,
         writer = SlotWriter(entry.store)  # one opening of the store's arrays for all of them
         for sid, reason in failures.items():
             writer.record_failure(slots[sid], sid, "annotation", reason, "")
-    states = slot_states(entry.store)
+    states = decision_states(entry, producer, sheet.records, write=True)
     plan = IngestPlan(store=entry.store, config_hash=identity.config_hash, store_state=state,
-                      bad_rows=sheet.bad_rows)
+                      bad_rows=sheet.bad_rows, damaged=damaged_samples(states))
     # the input hash is read here only for samples settled under this config (where it decides, and under
     # --force too, so that a dead task's deferred items never pass a commit of an earlier run as this run's);
     # the other samples' tasks hash their inputs (DEFERRED_HASH): a first ingest does not read every frame
@@ -197,10 +204,14 @@ def settled_plan(entry: DatasetEntry, producer: Producer) -> IngestPlan | None:
     if not (Path(entry.store) / "zarr.json").is_file():
         return None
     sheet = sheet_view(load_dataset(entry))  # in prepare_ingest's order, so that errors come in the same order
+    if not current(recorded_attrs(entry.store, producer.config.store.lock_timeout_s)):
+        return None  # written by an earlier version: the flow migrates it
     identity = check_store(entry.store, producer.identity(entry))
     if identity is None:  # removed since: a flow run creates it
         return None
-    states = slot_states(entry.store)
+    states = decision_states(entry, producer, sheet.records, write=False)
+    if states is None or damaged_samples(states):
+        return None
     for sid, reason in sheet.annotation_failures().items():
         state = states.get(sid)
         if state is None or (state.committed, state.failure_stage, state.failure_reason, state.input_hash,

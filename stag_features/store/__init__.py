@@ -4,8 +4,9 @@
   trainer, the reports and the figures use; ``rows`` is its fast whole-batch chunk path.
 - ``query``: the same stores as lazy xarray / Dask datasets, for data scientists.
 - ``writer`` (creation, slots), ``slots`` (one sample's slot, committed last), ``identity``
-  (which store a run may use), ``lock`` (the lock file), ``validate`` (the spec's checks).
+  (which store a run may use), ``lock`` (the lock file), ``validate`` (the spec's checks),
+  ``integrity`` (chunk digests, damage), ``migrate`` (stores of an earlier spec).
 """
-from stag_features.store.reader import StoreMetadata, StoreReader, open_stores, visible_slots
+from stag_features.store.reader import DamagedSampleError, StoreMetadata, StoreReader, open_stores, visible_slots
 
-__all__ = ["StoreMetadata", "StoreReader", "open_stores", "visible_slots"]
+__all__ = ["DamagedSampleError", "StoreMetadata", "StoreReader", "open_stores", "visible_slots"]

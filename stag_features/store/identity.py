@@ -16,8 +16,8 @@ from pathlib import Path
 
 import zarr
 
-from schemas.pipeline_config import without_execution
-from schemas.store_config import StoreConfig
+from schemas.pipeline_config import PipelineConfig, with_added_defaults, without_execution
+from schemas.store_config import CompositeImportConfig, StoreConfig
 from schemas.store_spec import SCHEMA_VERSION, StoreLayout
 from stag_features.store.lock import store_lock
 
@@ -52,6 +52,18 @@ def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return diffs
 
 
+def config_defaults() -> dict:
+    """Every config section's defaults, as stores record them (the pipeline's and the flow-image import's)."""
+    return {**PipelineConfig().provenance(), "composite_import": CompositeImportConfig().model_dump(mode="json")}
+
+
+def comparable(recorded: dict, current: dict) -> tuple[dict, dict]:
+    """A store's recorded config and this run's, as the same computation would have both: without
+    execution-only fields, the recorded one completed with fields added since at their defaults."""
+    current = without_execution(current)
+    return with_added_defaults(without_execution(recorded), current, config_defaults()), current
+
+
 def mismatch(attrs: dict, identity: StoreIdentity) -> str | None:
     """What differs between a store's recorded attributes and ``identity`` (None if nothing does)."""
     if attrs.get("schema_version") != SCHEMA_VERSION:
@@ -59,8 +71,7 @@ def mismatch(attrs: dict, identity: StoreIdentity) -> str | None:
     if attrs.get("dataset") != identity.dataset:
         return f"dataset {attrs.get('dataset')!r}, not {identity.dataset!r}"
     if attrs.get("config_hash") != identity.config_hash:
-        diffs = config_diff(without_execution(attrs.get("pipeline_config", {})),
-                             without_execution(identity.config)) or ["(hash only)"]
+        diffs = config_diff(*comparable(attrs.get("pipeline_config", {}), identity.config)) or ["(hash only)"]
         shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
         return f"another pipeline config (hash {str(attrs.get('config_hash'))[:12]}, this run {identity.config_hash[:12]}): {shown}"
     if attrs.get("layout") != identity.layout.model_dump(mode="json"):
@@ -91,15 +102,17 @@ def adopted(identity: StoreIdentity, attrs: dict | None) -> StoreIdentity:
     """``identity``, or the same computation under the config and hash a store recorded (``attrs``).
 
     A store whose recorded config equals ``identity.config`` once execution-only fields are set
-    aside (``schemas.pipeline_config.EXECUTION_ONLY``: threads, lock waits, scheduling) was computed
-    the same way, so its samples stand: a store written before a field left the hash (say
-    ``tvl1.opencv_threads``) is opened, not refused, and its committed samples are skipped. Any
+    aside (``schemas.pipeline_config.EXECUTION_ONLY``: threads, lock waits, scheduling) and fields
+    added to the code since are taken at their defaults (``comparable``) was computed the same way,
+    so its samples stand: a store written before a field left the hash (say ``tvl1.opencv_threads``)
+    or before a field existed is opened, not refused, and its committed samples are skipped. Any
     other store keeps its mismatch, which ``mismatch`` reports.
     """
     recorded, digest = (attrs or {}).get("pipeline_config"), (attrs or {}).get("config_hash")
     if digest == identity.config_hash or not isinstance(recorded, dict) or not isinstance(digest, str):
         return identity
-    if without_execution(recorded) != without_execution(identity.config):
+    old, new = comparable(recorded, identity.config)
+    if old != new:
         return identity
     return replace(identity, config=recorded, config_hash=digest)
 

@@ -16,16 +16,17 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from schemas.store_spec import COMMITTED, GROUP_ARRAYS, SAMPLE_ARRAYS
+from schemas.store_spec import COMMITTED, FAILURE_STAGE, GROUP_ARRAYS, SAMPLE_ARRAYS
+from stag_features.store.integrity import damage, describe
 from stag_features.store.lock import store_lock
-from stag_features.store.reader import as_strings, missing_store, visible_slots
+from stag_features.store.reader import DamagedSampleError, as_strings, missing_store, visible_slots
 
 # group arrays that become index coordinates of their dimension
-_NAME_COORDS = {"roi_name": "roi", "au_name": "au", "scheme_name": "scheme"}
+_NAME_COORDS = {"roi_name": "roi", "au_name": "au", "scheme_name": "scheme", "digested_name": "digested"}
 # per-sample string arrays that become (non-index) coordinates along sample
-_SAMPLE_COORDS = ("subject", "clip", "emotion", "input_hash", "config_hash")
+_SAMPLE_COORDS = ("subject", "clip", "emotion", "input_hash", "config_hash", "undecodable_frames")
 # empty for every committed sample by construction (they describe failed attempts)
-_FAILURE_VARS = ("failure_stage", "failure_reason", "failure_time")
+_FAILURE_VARS = ("failure_stage", "failure_reason", "failure_time", "chunk_digest")
 
 
 def _open_raw(path: Path) -> xr.Dataset:
@@ -43,19 +44,27 @@ def open_store(path: str | Path, include_uncommitted: bool = False) -> xr.Datase
     ``ds.where(ds.subject == "s01", drop=True)`` works), ``roi``, ``au`` and
     ``scheme`` names. Failure fields appear only with ``include_uncommitted``. Group attributes
     (dataset, pipeline config, class schemes, flow units...) are in ``attrs``.
-    ``include_uncommitted`` keeps every allocated slot (for diagnostics only).
+    ``include_uncommitted`` keeps every allocated slot (for diagnostics only). A store holding a
+    damaged committed sample (a chunk file missing or of another size than written) raises
+    DamagedSampleError naming it: ``stag store validate`` says more, a rerun of stag-ingest repairs it.
     """
     path = Path(path)
     ds = _open_raw(path)
+    if not include_uncommitted and (found := describe(path, damage(path))):
+        shown = "; ".join(f"{sid} ({reason})" for sid, reason in list(found.items())[:3])
+        raise DamagedSampleError(f"store {path}: {len(found)} committed sample(s) damaged: {shown}; see stag store "
+                                 f"validate {path}, and rerun stag-ingest to recompute them")
     if not include_uncommitted:
-        keep = visible_slots(ds[COMMITTED].values)
+        keep = visible_slots(ds[COMMITTED].values, ds[FAILURE_STAGE].values)
         ds = ds.isel(sample=keep)
-    names = {dim: as_strings(ds[var].values) for var, dim in _NAME_COORDS.items()}
-    ds = ds.drop_vars(list(_NAME_COORDS))
+    present = {var: dim for var, dim in _NAME_COORDS.items() if var in ds.variables}  # v1 stores lack some
+    names = {dim: as_strings(ds[var].values) for var, dim in present.items()}
+    ds = ds.drop_vars(list(present))
     ds = ds.assign_coords({dim: values for dim, values in names.items()})
-    along_sample = {name: ("sample", as_strings(ds[name].values)) for name in _SAMPLE_COORDS}
+    along_sample = {name: ("sample", as_strings(ds[name].values)) for name in _SAMPLE_COORDS if name in ds.variables}
     sample_ids = as_strings(ds["sample_id"].values)
-    ds = ds.drop_vars(["sample_id", *_SAMPLE_COORDS, *([] if include_uncommitted else _FAILURE_VARS)])
+    hidden = [] if include_uncommitted else [v for v in _FAILURE_VARS if v in ds.variables]
+    ds = ds.drop_vars(["sample_id", *along_sample, *hidden])
     return ds.assign_coords(sample=sample_ids, **along_sample)
 
 

@@ -25,22 +25,33 @@ import zarr
 from schemas.store_spec import (
     ARRAYS_BY_NAME,
     COMMITTED,
+    FAILURE_STAGE,
+    FEATURE_ARRAYS,
     LABEL,
+    SAMPLE_ID,
     SCHEME_NAME,
     StoreLayout,
 )
+from stag_features.store.integrity import damage
 from stag_features.store.lock import store_lock
-from stag_features.store.rows import float32_empty, read_rows
+from stag_features.store.rows import RowError, float32_empty, read_rows
 
 
-def visible_slots(committed: np.ndarray) -> np.ndarray:
-    """Slots a reader may hand out, from the ``committed`` flags of every slot."""
-    return np.flatnonzero(np.asarray(committed, dtype=bool))
+def visible_slots(committed: np.ndarray, failure_stage: np.ndarray) -> np.ndarray:
+    """Slots a reader may hand out: committed, and not recording a failure (a slot holding both is
+    inconsistent, which ``stag store validate`` reports and a rerun recomputes)."""
+    failed = np.array([bool(str(s)) for s in np.asarray(failure_stage).tolist()], dtype=bool)
+    return np.flatnonzero(np.asarray(committed, dtype=bool) & ~failed)
 
 
 def as_strings(values: np.ndarray) -> np.ndarray:
     """Fixed-width numpy strings from zarr's variable-length string arrays."""
     return np.array([str(v) for v in np.asarray(values).tolist()], dtype=str).reshape(np.shape(values))
+
+
+class DamagedSampleError(ValueError):
+    """A committed sample whose data is missing, undecodable or not finite; the message names the
+    store, the sample and the array, and how to repair it."""
 
 
 def missing_store(path: Path) -> FileNotFoundError:
@@ -104,12 +115,23 @@ class StoreReader:
         self.path = Path(path)
         self.metadata = read_metadata(self.path)
         self._arrays: dict[str, zarr.Array] = {}
+        self._damage: dict[int, str] | None = None
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "metadata": self.metadata}  # arrays are opened again where unpickled
 
     def __setstate__(self, state: dict) -> None:
-        self.path, self.metadata, self._arrays = state["path"], state["metadata"], {}
+        self.path, self.metadata, self._arrays, self._damage = state["path"], state["metadata"], {}, None
+
+    def check_intact(self, slots: Sequence[int] | np.ndarray) -> None:
+        """Raise DamagedSampleError for the first of ``slots`` whose chunk files are missing or of
+        another size than written (``integrity.damage``, looked up once per reader)."""
+        if self._damage is None:
+            self._damage = damage(self.path)
+        for slot in np.asarray(slots, dtype=np.int64).tolist():
+            if slot in self._damage:
+                name, _, reason = self._damage[slot].partition(": ")
+                raise self._damaged(slot, name, reason)
 
     def _array(self, name: str) -> zarr.Array:
         if name not in ARRAYS_BY_NAME:
@@ -130,10 +152,11 @@ class StoreReader:
             return int(zarr.open_group(str(self.path), mode="r")[COMMITTED].shape[0])
 
     def committed(self) -> np.ndarray:
-        """Slots of the committed samples, in slot order."""
+        """Slots of the committed samples (``visible_slots``), in slot order."""
         with store_lock(self.path, exclusive=False):
-            flags = zarr.open_group(str(self.path), mode="r")[COMMITTED][:]
-        return visible_slots(flags)
+            group = zarr.open_group(str(self.path), mode="r")
+            flags, failures = group[COMMITTED][:], group[FAILURE_STAGE][:]
+        return visible_slots(flags, failures)
 
     def labelled(self, scheme: str) -> tuple[np.ndarray, np.ndarray]:
         """(slots, class indices (int64)) of the committed samples that have a class in ``scheme``."""
@@ -149,6 +172,8 @@ class StoreReader:
     def column(self, name: str, slots: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """A per-sample array at ``slots`` (every slot when None) in its stored dtype; strings as numpy str."""
         array = self._array(name)
+        if slots is not None:
+            self.check_intact(slots)
         values = array[:] if slots is None else array.oindex[np.asarray(slots, dtype=np.int64)]
         return as_strings(values) if ARRAYS_BY_NAME[name].dtype == "str" else np.asarray(values)
 
@@ -159,8 +184,25 @@ class StoreReader:
 
     def read(self, name: str, slots: Sequence[int] | np.ndarray, empty: Callable = float32_empty) -> np.ndarray:
         """Float32 values of a per-sample array at ``slots`` (any order, repeats allowed), into an array
-        made by ``empty(shape)``; one chunk file per sample, read and decoded directly (``rows``)."""
-        return read_rows(self._array(name), np.asarray(slots, dtype=np.int64), empty)
+        made by ``empty(shape)``; one chunk file per sample, read and decoded directly (``rows``).
+        A slot whose chunk is missing or undecodable, or whose values are NaN or infinite (a feature
+        array), raises DamagedSampleError naming it: a model never sees damaged data."""
+        slots = np.asarray(slots, dtype=np.int64)
+        self.check_intact(slots)
+        try:
+            out = read_rows(self._array(name), slots, empty, missing="raise")
+        except RowError as exc:
+            raise self._damaged(exc.row, name, exc.reason) from None
+        if name in FEATURE_ARRAYS:
+            bad = ~np.isfinite(out.reshape(len(slots), -1)).all(1)
+            if bad.any():
+                raise self._damaged(int(slots[np.flatnonzero(bad)[0]]), name, "holds NaN or infinite values")
+        return out
+
+    def _damaged(self, slot: int, name: str, reason: str) -> DamagedSampleError:
+        sample = str(self._array(SAMPLE_ID)[slot])
+        return DamagedSampleError(f"store {self.path}: sample {sample!r}: array {name!r}: {reason}; see stag store "
+                                  f"validate {self.path}, and rerun stag-ingest to recompute it")
 
 
 def open_stores(paths: Sequence[str | Path]) -> list[StoreReader]:

@@ -11,6 +11,7 @@ zarr's ``oindex``.
 from __future__ import annotations
 
 import os
+import struct
 from typing import Callable
 
 import numpy as np
@@ -20,8 +21,20 @@ from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.storage import LocalStore
 
+BLOSC_HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
+
+
+def blosc_whole(raw: bytes) -> bytes:
+    """``raw`` if it is a whole blosc frame (its header's compressed size is its length), else ValueError:
+    blosc decodes a frame cut short without an error when its data was stored uncompressed."""
+    if len(raw) < BLOSC_HEADER.size or BLOSC_HEADER.unpack_from(raw)[6] != len(raw):
+        expected = BLOSC_HEADER.unpack_from(raw)[6] if len(raw) >= BLOSC_HEADER.size else "a 16-byte header"
+        raise ValueError(f"blosc frame of {len(raw)} bytes, its header says {expected}")
+    return blosc.decompress(raw)
+
+
 # bytes -> bytes codecs decoded here; their frames are self-describing (level, shuffle, typesize are in the data)
-_DECODERS = {ZstdCodec: zstd.decompress, BloscCodec: blosc.decompress}
+_DECODERS = {ZstdCodec: zstd.decompress, BloscCodec: blosc_whole}
 
 
 def float32_empty(shape: tuple[int, ...]) -> np.ndarray:
@@ -47,10 +60,21 @@ def row_files(array: zarr.Array) -> tuple[str, np.dtype, list[Callable]] | None:
     return os.path.join(store.root, array.store_path.path), dtype, [_DECODERS[type(c)] for c in reversed(codecs[1:])]
 
 
-def read_rows(array: zarr.Array, rows: np.ndarray, empty: Callable = float32_empty) -> np.ndarray:
+class RowError(ValueError):
+    """A row's chunk is missing or cannot be decoded; ``row`` says which."""
+
+    def __init__(self, row: int, reason: str):
+        super().__init__(reason)
+        self.row, self.reason = row, reason
+
+
+def read_rows(array: zarr.Array, rows: np.ndarray, empty: Callable = float32_empty,
+              missing: str = "fill") -> np.ndarray:
     """``array[rows]`` (rows in any order, repeats allowed) as float32, in an
     array made by ``empty(shape)``; a row whose chunk was never written reads as
-    the fill value, as in zarr."""
+    the fill value, as in zarr (``missing="fill"``), or raises RowError
+    (``missing="raise"``: rows that must have been written). A chunk that does not
+    decode raises RowError."""
     rows = np.asarray(rows, dtype=np.int64)
     out = empty((len(rows), *array.shape[1:]))
     files = row_files(array)
@@ -66,9 +90,14 @@ def read_rows(array: zarr.Array, rows: np.ndarray, empty: Callable = float32_emp
             with open(os.path.join(folder, array.metadata.encode_chunk_key((row, *rest))), "rb", buffering=0) as file:
                 raw = file.readall()
         except FileNotFoundError:
+            if missing == "raise":
+                raise RowError(row, "chunk file missing") from None
             out[i] = array.metadata.fill_value
             continue
-        for decode in decoders:
-            raw = decode(raw)
-        out[i] = np.frombuffer(raw, dtype).reshape(out.shape[1:])
+        try:
+            for decode in decoders:
+                raw = decode(raw)
+            out[i] = np.frombuffer(raw, dtype).reshape(out.shape[1:])
+        except (RuntimeError, ValueError, TypeError) as exc:  # numcodecs' errors for bad frames
+            raise RowError(row, f"chunk does not decode ({type(exc).__name__}: {exc})") from None
     return out

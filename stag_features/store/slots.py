@@ -4,7 +4,8 @@ Rules 3 and 4 of the store's writing protocol (``stag_features.store.writer`` cr
 allocates the slots):
 
 3. ``write_sample`` writes one slot's chunks only (one sample per chunk): the ``committed``
-   flag false first, then every other array, then ``committed`` true once all have landed.
+   flag false first, then every other array, then the digests of the chunk files as written
+   (``chunk_digest``, ``stag_features.store.integrity``), then ``committed`` true.
 4. ``record_failure`` writes the failure (stage, reason, time) into the slot, uncommitted.
 
 A sample is some thirty arrays, each a chunk file of its own. Written one by one through Zarr's
@@ -30,8 +31,9 @@ from zarr.core.sync import sync  # the bridge Zarr's own synchronous API runs it
 
 from schemas.sample_features import SampleFeatures
 from schemas.store_config import StoreConfig
-from schemas.store_spec import SAMPLE_ARRAYS, StoreLayout
+from schemas.store_spec import CHUNK_DIGEST, DIGESTED_ARRAYS, FEATURE_ARRAYS, SAMPLE_ARRAYS, StoreLayout
 from stag_features.errors import SampleError
+from stag_features.store.integrity import chunk_digests, chunk_file
 from stag_features.store.lock import store_lock
 
 # write every chunk, even one equal to the fill value (an all -1 au_truth, say), so
@@ -53,10 +55,11 @@ def _padded(values: np.ndarray, length: int, fill, dtype: str) -> np.ndarray:
 
 
 def sample_arrays(features: SampleFeatures, layout: StoreLayout, flow_dtype: str) -> dict[str, np.ndarray]:
-    """Every per-sample array's value for one sample (except hashes, failures and the commit flag).
+    """Every per-sample array's value for one sample (except hashes, failures, digests and the flag).
 
-    Raises SampleError (stage "store") naming the array, the expected and the
-    actual shape when the features do not fit the store's layout.
+    Raises SampleError (stage "store") naming the array, the expected and the actual shape when the
+    features do not fit the store's layout, or naming a feature array that holds NaN or Inf (a model
+    must never train on them).
     """
     record, sid = features.record, features.sample_id
     n_time = len(features.frame_numbers)
@@ -80,6 +83,7 @@ def sample_arrays(features: SampleFeatures, layout: StoreLayout, flow_dtype: str
         "head_motion": _padded(features.head_motion, layout.time, np.nan, "float32"),
         "apex_estimated": np.int32(features.apex_estimated),
         "apex_annotated": np.int32(features.apex_annotated),
+        "undecodable_frames": np.array(",".join(str(f) for f in features.undecodable_frames), dtype=str),
         "selected_frames": np.asarray(features.selected_frames, dtype="int32"),
         "flow": np.asarray(features.flow).astype(flow_dtype),
         "strain": np.asarray(features.strain).astype(flow_dtype),
@@ -98,6 +102,10 @@ def sample_arrays(features: SampleFeatures, layout: StoreLayout, flow_dtype: str
         if value.shape != expected:
             raise SampleError(sid, "store", f"array {name!r} has shape {value.shape}, the store expects "
                               f"{expected} (dims {by_name[name].dims[1:]}, layout {layout.dim_sizes()})")
+    for name in FEATURE_ARRAYS:
+        bad = int(np.size(values[name]) - np.isfinite(values[name].astype(np.float32)).sum())
+        if bad:
+            raise SampleError(sid, "store", f"array {name!r} holds {bad} NaN or infinite values; nothing was written")
     return values
 
 
@@ -114,14 +122,20 @@ async def _write_slot(arrays: dict, path: Path, slot: int, sample_id: str, value
     if stored != sample_id:
         raise ValueError(f"store {path}: slot {slot} belongs to {stored!r}, not {sample_id!r}; allocate slots first")
     await arrays["committed"].setitem(slot, False)
-    # every write runs to its end before an error is raised: none is left to land after the caller moves on
-    outcomes = await asyncio.gather(*(arrays[name].setitem(slot, value) for name, value in values.items()),
-                                    return_exceptions=True)
+    await _all_landed(arrays[name].setitem(slot, value) for name, value in values.items())
+    if commit:
+        files = {name: chunk_file(path, arrays[name], slot) for name in DIGESTED_ARRAYS}
+        await arrays[CHUNK_DIGEST].setitem(slot, await asyncio.to_thread(chunk_digests, files))
+        await arrays["committed"].setitem(slot, True)
+
+
+async def _all_landed(writes) -> None:
+    """Await every write; raise the first error only once all of them have run to their end, so that
+    none is left to land after the caller moves on."""
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
     errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if errors:
         raise errors[0]
-    if commit:
-        await arrays["committed"].setitem(slot, True)
 
 
 class SlotWriter:

@@ -10,10 +10,12 @@ disagree:
   layout, one sample per chunk along ``sample`` (the rest whole), no shards,
   the same number of slots in every per-sample array;
 - the group arrays agree with the attributes (ROI, AU, scheme names, edges);
-- every committed sample is complete: its chunk of every per-sample array is
-  on disk, it has a sample id, an input hash and the store's config hash, no
-  failure recorded, and consistent contents (time length, selected frames,
-  class indices within their scheme).
+- every committed sample is complete and intact: its chunk of every per-sample
+  array is on disk, of the size written (its recorded digest), decodes, and its
+  feature arrays are finite (``deep``: every chunk file's sha256 equals the one
+  recorded before its commit flag); it has a sample id, an input hash and the
+  store's config hash, no failure recorded, and consistent contents (time
+  length, selected frames, class indices within their scheme).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import numpy as np
 import zarr
 
 from schemas.store_spec import BAD_ROW_PREFIX, GROUP_ARRAYS, REQUIRED_ATTRS, SAMPLE_ARRAYS, SCHEMA_VERSION, StoreLayout
+from stag_features.store.integrity import damage
+from stag_features.store.migrate import sample_problem
 
 MAX_SHOWN = 20  # problems listed by text(); all are kept in .problems
 
@@ -35,6 +39,7 @@ class ValidationReport:
     slots: int = 0
     committed: int = 0
     failed: int = 0
+    damaged: int = 0
 
     @property
     def ok(self) -> bool:
@@ -42,7 +47,7 @@ class ValidationReport:
 
     def text(self) -> str:
         head = (f"{self.path}: {'valid' if self.ok else 'INVALID'} (spec v{SCHEMA_VERSION}); "
-                f"{self.slots} slots, {self.committed} committed, {self.failed} failed")
+                f"{self.slots} slots, {self.committed} committed ({self.damaged} damaged), {self.failed} failed")
         shown = [f"  - {p}" for p in self.problems[:MAX_SHOWN]]
         if len(self.problems) > MAX_SHOWN:
             shown.append(f"  ... and {len(self.problems) - MAX_SHOWN} more problems")
@@ -97,38 +102,54 @@ def _check_names(group: zarr.Group, layout: StoreLayout, report: ValidationRepor
             report.problems.append(f"array 'edge_index' disagrees with the layout's edges ({len(edges)} edges)")
 
 
-def _check_samples(path: Path, group: zarr.Group, layout: StoreLayout, config_hash: str, report: ValidationReport) -> None:
-    column = {n: group[n][:] for n in ("sample_id", "committed", "input_hash", "config_hash", "failure_stage",
-                                       "n_time", "label")}
+def _column(group: zarr.Group, name: str, slots: int) -> np.ndarray | None:
+    """A whole per-sample column, or None when a damaged chunk stops it from being read whole."""
+    try:
+        return group[name][:]
+    except Exception:  # noqa: BLE001 - a damaged chunk: the per-sample checks name it
+        return None
+
+
+def _check_samples(path: Path, group: zarr.Group, layout: StoreLayout, config_hash: str, report: ValidationReport,
+                   deep: bool) -> None:
+    names = ("sample_id", "committed", "input_hash", "config_hash", "failure_stage")
+    column = {n: _column(group, n, report.slots) for n in names}
+    if any(v is None for v in column.values()):
+        broken = [n for n, v in column.items() if v is None]
+        report.problems.append(f"arrays {broken} cannot be read whole (a damaged chunk); the store needs a rebuild")
+        return
     report.committed = int(column["committed"].sum())
     report.failed = int(sum(bool(s) for s in column["failure_stage"]))
     sizes = [len(c) for c in layout.class_schemes.values()]
+    damaged = damage(path, deep=deep)
     for slot in np.flatnonzero(column["committed"]):
         sid = str(column["sample_id"][slot])
         where = f"committed sample {sid!r} (slot {slot})"
         if not sid or sid.startswith(BAD_ROW_PREFIX):
             report.problems.append(f"{where}: no valid sample id")
-        missing = [s.name for s in SAMPLE_ARRAYS if not (path / s.name / "c" / str(slot)).exists()]
-        if missing:
-            report.problems.append(f"{where}: chunks missing on disk for {missing[:6]}")
+        if str(column["failure_stage"][slot]):
+            report.problems.append(f"{where}: also records a failure at stage {column['failure_stage'][slot]!r}")
+        problem = damaged.get(int(slot)) or sample_problem(group, path, int(slot))
+        if problem:
+            report.damaged += 1
+            report.problems.append(f"{where}: {problem}")
+            continue  # its contents cannot be trusted
         if not str(column["input_hash"][slot]):
             report.problems.append(f"{where}: no input hash")
         if str(column["config_hash"][slot]) != config_hash:
             report.problems.append(f"{where}: config hash {str(column['config_hash'][slot])[:12]}, store {config_hash[:12]}")
-        if str(column["failure_stage"][slot]):
-            report.problems.append(f"{where}: also records a failure at stage {column['failure_stage'][slot]!r}")
-        n_time = int(column["n_time"][slot])
+        n_time = int(group["n_time"][slot])
         if not 1 <= n_time <= layout.time:
             report.problems.append(f"{where}: n_time {n_time} outside 1..{layout.time}")
         selected = group["selected_frames"][slot]
         if np.any(selected < 0) or np.any(selected >= max(n_time, 1)):
             report.problems.append(f"{where}: selected frames {selected.tolist()} outside 0..{n_time - 1}")
-        for label, size, scheme in zip(column["label"][slot].tolist(), sizes, layout.class_schemes):
+        for label, size, scheme in zip(group["label"][slot].tolist(), sizes, layout.class_schemes):
             if not -1 <= label < size:
                 report.problems.append(f"{where}: label {label} outside -1..{size - 1} of scheme {scheme!r}")
 
 
-def validate_store(path: str | Path) -> ValidationReport:
+def validate_store(path: str | Path, deep: bool = False) -> ValidationReport:
     """Every check of the module docstring; never raises for a bad store, only reports."""
     path = Path(path)
     report = ValidationReport(str(path))
@@ -140,6 +161,10 @@ def validate_store(path: str | Path) -> ValidationReport:
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
     if missing:
         report.problems.append(f"group attributes missing: {missing}")
+        return report
+    if attrs["schema_version"] == 1:
+        report.problems.append(f"written under store spec v1 (no chunk digests): run `stag store migrate {path}` (or "
+                               "stag-ingest) to upgrade it in place; its samples are kept")
         return report
     if attrs["schema_version"] != SCHEMA_VERSION:
         report.problems.append(f"schema_version {attrs['schema_version']}, this validator checks {SCHEMA_VERSION}")
@@ -157,5 +182,5 @@ def validate_store(path: str | Path) -> ValidationReport:
     report.slots = _check_arrays(group, layout, flow_dtype, report) or 0
     _check_names(group, layout, report)
     if report.ok:
-        _check_samples(path, group, layout, str(attrs["config_hash"]), report)
+        _check_samples(path, group, layout, str(attrs["config_hash"]), report, deep)
     return report

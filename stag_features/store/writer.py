@@ -34,7 +34,9 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from schemas.store_config import StoreConfig
 from schemas.store_spec import (
+    DIGESTED_ARRAYS,
     GROUP_ARRAYS,
+    INPUT_IDENTITY,
     SAMPLE_ARRAYS,
     SCHEMA_VERSION,
     ArraySpec,
@@ -92,6 +94,7 @@ def _create(path: Path, identity: StoreIdentity) -> None:
         "au_name": np.array(layout.au_names, dtype=str),
         "scheme_name": np.array(list(layout.class_schemes), dtype=str),
         "edge_index": np.array(layout.edges, dtype="int32").reshape(-1, 2),
+        "digested_name": np.array(DIGESTED_ARRAYS, dtype=str),
     }
     for spec in GROUP_ARRAYS:
         shape = layout.shape(spec)
@@ -118,6 +121,7 @@ def _create(path: Path, identity: StoreIdentity) -> None:
             "layout": layout.model_dump(mode="json"),
             "store_config": store_config.model_dump(mode="json"),
             "flow_units": identity.flow_units,
+            "input_identity": INPUT_IDENTITY,
             "package_version": _package_version(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -136,13 +140,19 @@ def _clear(path: Path) -> None:
 def ensure_store(path: str | Path, identity: StoreIdentity, rebuild: bool = False) -> str:
     """Create the store at ``path``, or check that an existing one matches ``identity``.
 
-    Returns "created", "opened" or "rebuilt". A store built with another
-    dataset, schema version, config or layout raises StoreMismatchError saying
-    what differs and how to proceed, unless ``rebuild`` (``--force``) is set,
-    in which case its content is deleted and the store is created anew.
+    Returns "created", "opened", "migrated" or "rebuilt". A store written under spec v1 is
+    migrated first (``stag_features.store.migrate``), keeping its samples. A store built with
+    another dataset, config or layout raises StoreMismatchError saying what differs and how to
+    proceed, unless ``rebuild`` (``--force``) is set, in which case its content is deleted and
+    the store is created anew.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    migrated = False
+    if (path / "zarr.json").exists() and not rebuild:
+        from stag_features.store.migrate import migrate_store  # it uses this module's codecs
+
+        migrated = bool(migrate_store(path))
     with store_lock(path, exclusive=True, timeout=identity.store_config.lock_timeout_s):
         if not (path / "zarr.json").exists():
             _create(path, identity)
@@ -150,7 +160,7 @@ def ensure_store(path: str | Path, identity: StoreIdentity, rebuild: bool = Fals
         attrs = dict(zarr.open_group(str(path), mode="r").attrs)
         problem = mismatch(attrs, identity)
         if problem is None:
-            return "opened"
+            return "migrated" if migrated else "opened"
         if not rebuild:
             raise refusal(path, problem)
         _clear(path)
@@ -222,3 +232,41 @@ def slot_states(path: str | Path) -> dict[str, SlotState]:
                                                 "failure_time")},
         )
     return states
+
+
+def replace_input_hashes(path: str | Path, hashes: dict[int, str]) -> None:
+    """Write new input hashes into the given slots and mark the store's hashes as content-based
+    (attribute ``input_identity``): the migration of hashes an earlier version computed."""
+    path = Path(path)
+    with store_lock(path, exclusive=True):
+        group = _open(path)
+        column = group["input_hash"].with_config({"write_empty_chunks": True})
+        for slot, digest in hashes.items():
+            column[slot] = digest
+        group.attrs.update({"input_identity": INPUT_IDENTITY})
+
+
+def quarantine_damaged(path: str | Path) -> dict[int, str]:
+    """Uncommit every committed slot whose chunks are damaged (``integrity.damage``, deep) or that also
+    records a failure, recording stage ``integrity`` and the reason: readers stop seeing it and the next
+    computation of its sample (retried like any ``integrity`` failure) replaces it, in the same slot,
+    or in a new one when its sample id itself was lost. Returns {slot: reason}."""
+    from stag_features.store.integrity import damage
+    from stag_features.store.migrate import INTEGRITY_STAGE
+
+    path = Path(path)
+    found = damage(path, deep=True)
+    with store_lock(path, exclusive=True):
+        group = _open(path)
+        committed = np.asarray(group["committed"][:], dtype=bool)
+        stages = group["failure_stage"][:]
+        found.update({int(s): "committed flag set beside a recorded failure" for s in np.flatnonzero(committed)
+                      if str(stages[s])})
+        when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        columns = {name: group[name].with_config({"write_empty_chunks": True})
+                   for name in ("committed", "failure_stage", "failure_reason", "failure_time")}
+        for slot, reason in found.items():
+            columns["committed"][slot] = False
+            for name, value in (("failure_stage", INTEGRITY_STAGE), ("failure_reason", reason), ("failure_time", when)):
+                columns[name][slot] = value
+    return found

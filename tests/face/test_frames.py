@@ -69,3 +69,17 @@ def test_range_of_a_variable_frame_rate_mov_is_frame_exact(shared_data):
     whole = read_frames(source, 60, 72)
     part = read_frames(source, 66, 69)
     np.testing.assert_array_equal(part.frames, whole.frames[6:9])
+
+
+def test_a_jpeg_cut_short_is_undecodable_not_half_a_frame(tmp_path):
+    """OpenCV decodes the top of a truncated JPEG and greys the rest: the missing end-of-image marker
+    says it was cut short, and the frame is reported with its reason."""
+    rng = np.random.default_rng(0)
+    for number in range(1, 4):
+        cv2.imwrite(str(tmp_path / f"{number:03d}.jpg"), rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    whole = (tmp_path / "002.jpg").read_bytes()
+    (tmp_path / "002.jpg").write_bytes(whole[: len(whole) // 2])
+    assert cv2.imread(str(tmp_path / "002.jpg")) is not None  # OpenCV alone would take it
+    batch = read_frames(FrameSource(kind="folder", path=tmp_path), 0, 3)
+    assert batch.undecodable == [1] and "002.jpg: JPEG cut short" in batch.reasons[1]
+    np.testing.assert_array_equal(batch.positions, [0, 2])

@@ -142,7 +142,7 @@ def test_frames_are_discovered_and_positions_resolved(tmp_path: Path) -> None:
 def test_generic_csv_with_video_sources(tmp_path: Path, shared_data: Path) -> None:
     root = tmp_path / "lab"
     (root / "p01").mkdir(parents=True)
-    (root / "p01" / "smile.mp4").symlink_to(shared_data / "videos" / "single_face.mp4")
+    (root / "p01" / "smile.mp4").write_bytes((shared_data / "videos" / "single_face.mp4").read_bytes())
     csv = tmp_path / "lab.csv"
     csv.write_text(
         "subject,clip,onset,apex,offset,emotion,aus,source,fps\n"
@@ -164,6 +164,30 @@ def test_generic_csv_with_video_sources(tmp_path: Path, shared_data: Path) -> No
     found_reasons = reasons(result)
     assert "p02/none.mp4 of p02/missing does not exist" in found_reasons[4]
     assert "onset 50 is after offset 10" in found_reasons[6]  # the blank line 5 is skipped, numbering kept
+
+
+def test_generic_csv_sources_stay_inside_the_dataset_root(tmp_path: Path) -> None:
+    """A sheet's ``source`` obeys the catalog's rule: after '..' and symbolic links are resolved it must
+    lie inside the dataset's root; an escaping row is a bad row naming it, and nothing outside is read."""
+    root = tmp_path / "lab"
+    (root / "p01" / "inside").mkdir(parents=True)
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (root / "p01" / "link").symlink_to(outside)
+    csv = tmp_path / "lab.csv"
+    csv.write_text(
+        "subject,clip,onset,apex,offset,emotion,aus,source\n"
+        "p01,a,0,1,2,happy,,p01/inside\n"
+        f"p01,b,0,1,2,happy,,{outside}\n"
+        "p01,c,0,1,2,happy,,../secret\n"
+        "p01,d,0,1,2,happy,,p01/link\n"
+    )
+    result = load_dataset(entry("generic_csv", csv, root))
+    assert [r.clip for r in result.records] == ["a"]
+    found = reasons(result)
+    for row in (3, 4, 5):
+        assert "outside the dataset root" in found[row], found
+    assert str(outside) in found[3] and "'../secret'" in found[4] and "'p01/link'" in found[5]
 
 
 def test_generic_csv_requires_its_columns(tmp_path: Path) -> None:

@@ -220,3 +220,26 @@ def test_a_chunk_past_the_last_pair_is_empty_and_missing_or_repeated_pairs_are_r
     assert missing.value.stage == "tvl1"
     with pytest.raises(SampleError, match="once each"):
         finish_sample(prepared, [head, head, flow_pairs(prepared, config, first=2)], config)
+
+
+def test_an_undecodable_frame_fails_the_clip_or_is_skipped_and_recorded(tmp_path):
+    """A garbage image in the middle of a clip: by default a failure naming the frame, never a clip
+    committed with a silent gap; with face.undecodable_frames = skip the clip is analysed without it
+    and its frame number is recorded."""
+    import cv2
+
+    from stag_features.adapters.synthetic_clips import make_dataset
+
+    frames = make_dataset(n_subjects=1, clips_per_emotion=1, seed=5)[0].frames
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"img{i + 1:03d}.png"), frame)
+    (tmp_path / "img006.png").write_bytes(b"garbage where a frame was")
+    rec = record("gap", source=FrameSource(kind="folder", path=tmp_path), onset=1, apex=8, offset=len(frames),
+                 onset_index=0, apex_index=7, offset_index=len(frames) - 1)
+    with pytest.raises(SampleError, match="1 frame\\(s\\) in .* cannot be decoded: img006.png") as failed:
+        extract_sample(rec, PipelineConfig())
+    assert failed.value.stage == "decode"
+    skipping = PipelineConfig().with_overrides(face={"undecodable_frames": "skip"}, selection={"k": 3},
+                                               tvl1={"epsilon": 0.05}, align={"crop_size": 96})
+    features = extract_sample(rec, skipping)
+    assert features.undecodable_frames == (6,) and 6 not in features.frame_numbers.tolist()
