@@ -12,8 +12,9 @@ record (the README quotes it next to the LOSO result).
     python benchmarks/composite_design.py --store stores/megc2019.zarr --variants streams_do5,s5_g0
     python benchmarks/composite_design.py --store stores/megc2019.zarr --list
 
-Each variant runs in its own process if you give one name per process; entries
-merge into the results file under a lock.
+The folds and seeds of a variant train through ``stag_model.train.run_protocol`` (on a
+CPU one fold per core in worker processes); entries merge into the results file under a
+lock, so variants may also run in separate processes.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainCo
 from stag_model.data import make_source, open_samples
 from stag_model.metrics import pooled_and_per_fold
 from stag_model.protocols import make_folds
-from stag_model.train import run_folds
+from stag_model.train import run_protocol
 
 RESULTS = Path(__file__).parent / "results" / "composite_design.json"
 SCHEME = "megc2019-3"
@@ -44,7 +45,7 @@ STREAMS = {"frame_encoder": "shallow_streams", "frame_pool_grid": 5}
 # (frame_encoder "cnn", frame_dropout 0.2, focal_gamma 2, no test-time flip), spelled out so that later
 # changes of the defaults do not change what a name means.
 FIRST_DEFAULTS = {"frame_encoder": "cnn", "frame_pool_grid": 4, "frame_dropout": 0.2, "focal_gamma": 2.0,
-                  "class_weighting": "inverse_frequency"}
+                  "class_weighting": "inverse_frequency", "frame_stream_order": "conv_bn_relu"}
 FIRST_TRAIN_DEFAULTS = {"test_time_flip": False}
 FIRST_DATA_DEFAULTS = {"shift_pixels": 0}
 VARIANTS: dict[str, dict] = {
@@ -121,6 +122,13 @@ VARIANTS.update({
     # 95th percentile, against a per-image std of 0.13)
     "cur_centre": {**CUR, "data_over": {"shift_pixels": 1, "centre_flow": True}},
 })
+# The order of conv, batch norm and ReLU in the frame encoder's shallow streams (ModelConfig.frame_stream_order):
+# STSTNet's released code runs conv -> ReLU -> BN; the defaults so far ran conv -> BN -> ReLU. From here on the
+# folds train through run_protocol (one fold per core), so "cur_bn_relu" reruns the defaults beside the other order.
+VARIANTS.update({
+    "cur_bn_relu": {**CUR, "model_over": {**CURRENT, "frame_stream_order": "conv_bn_relu"}},
+    "cur_relu_bn": {**CUR, "model_over": {**CURRENT, "frame_stream_order": "conv_relu_bn"}},
+})
 
 
 # Options that did not help and were removed later (TrainConfig.ensemble_size and ema_decay; DataConfig
@@ -140,8 +148,8 @@ def run_variant(store: Path, name: str, seeds: tuple[int, ...]) -> dict:
                "model": ModelConfig(**stag_over),
                "ststnet": StstnetConfig(**(v.get("model_over", {}) if v["model"] == "ststnet" else {})), "data": data}
     per_seed, started = {}, time.perf_counter()
-    for seed in seeds:
-        results = run_folds(samples, source, folds, configs, seed, torch.device("cpu"), log=lambda _: None)
+    by_seed, path = run_protocol(samples, source, folds, configs, torch.device("cpu"), log=lambda _: None)
+    for seed, results in by_seed.items():
         rows = [{"fold": r.fold, "y_true": int(samples.labels[p]), "y_pred": int(pr.argmax())}
                 for r in results for p, pr in zip(r.test_positions.tolist(), r.probabilities)]
         per_seed[str(seed)] = pooled_and_per_fold(pd.DataFrame(rows), len(samples.class_names),
@@ -150,7 +158,7 @@ def run_variant(store: Path, name: str, seeds: tuple[int, ...]) -> dict:
         "uf1": float(np.mean([m["uf1"] for m in per_seed.values()])),
         "uar": float(np.mean([m["uar"] for m in per_seed.values()])),
         "per_seed": {k: {"uf1": m["uf1"], "uar": m["uar"]} for k, m in per_seed.items()},
-        "seconds": time.perf_counter() - started, "spec": v,
+        "seconds": time.perf_counter() - started, "spec": v, "training": path, "store": str(store),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -183,7 +191,8 @@ def main() -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)
             doc = json.loads(args.out.read_text()) if args.out.exists() else {}
             doc.update(protocol=f"GroupKFold({SPLITS}) by subject, fixed epochs, pooled UF1/UAR, mean over seeds",
-                       scheme=SCHEME, store=str(args.store), seeds="per variant: see per_seed")
+                       scheme=SCHEME, seeds="per variant: see per_seed")
+            doc.setdefault("store", str(args.store))  # the store of the first runs; later entries name theirs
             doc.setdefault("variants", {})[name] = entry
             args.out.write_text(json.dumps(doc, indent=2))
 
