@@ -73,13 +73,22 @@ class SelectionConfig(_Frozen):
 
 
 class TVL1Config(_Frozen):
-    """OpenCV Dual TV-L1 parameters (defaults are OpenCV's, which match the
+    """Dual TV-L1 parameters (defaults are OpenCV's, which match the
     IPOL reference implementation's except for its zoom 0.5: OpenCV's scale
-    step is 0.8), and the flow the solver starts from.
+    step is 0.8), the flow the solver starts from, and which implementation
+    runs them: OpenCV's (``backend: opencv``) or the batched torch one of
+    ``stag_features.extract.tvl1_torch`` (``backend: torch``, on ``device``),
+    the same algorithm (their agreement is measured in docs/pipeline.md).
 
     ``fast()`` is the fast preset: epsilon 0.05 stops the inner iterations
     earlier (its speed and accuracy are measured in docs/pipeline.md).
     """
+
+    backend: Literal["opencv", "torch"] = Field(
+        "opencv",
+        description="which implementation computes TV-L1: OpenCV's (cv2.optflow, one pair at a time) or the torch "
+        "one (every pair of a clip in one batched call, on the CPU or a CUDA GPU); part of the config hash",
+    )
 
     tau: float = Field(0.25, gt=0, le=0.25, description="time step of the numerical scheme (stable for <= 0.25)")
     lambda_: float = Field(0.15, alias="lambda", gt=0, description="weight of the data term vs smoothness")
@@ -106,6 +115,18 @@ class TVL1Config(_Frozen):
         le=64,
         description="cv2.setNumThreads per process: TV-L1 gains little from threads, parallelism comes from processes "
         "(execution only: not in the config hash)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where the torch backend runs: auto = a CUDA GPU when torch sees one, else the CPU "
+        "(execution only: not in the config hash)",
+    )
+    torch_threads: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="torch CPU threads while the torch backend runs on the CPU (restored after each call; 0 = torch's "
+        "own setting): parallelism comes from processes, as for OpenCV (execution only: not in the config hash)",
     )
 
     @classmethod

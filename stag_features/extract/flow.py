@@ -1,5 +1,11 @@
-"""Dense optical flow onset -> frame with OpenCV's Dual TV-L1, optical strain,
+"""Dense optical flow onset -> frame with Dual TV-L1, optical strain,
 end-point error and a Middlebury ``.flo`` reader.
+
+TV-L1 runs on the configured backend (``TVL1Config.backend``): OpenCV's
+``cv2.optflow`` solver one pair at a time, or the same algorithm in torch
+(``stag_features.extract.tvl1_torch``) with all the pairs of a call in one
+batch, on ``TVL1Config.device``. The initial DIS flow (``initial_flow: dis``)
+is OpenCV's on the CPU for both.
 
 Flow arrays here are (2, H, W) float32, channel 0 = u (x, right), channel 1 =
 v (y, down), in pixels, such that ``frame[y + v, x + u] ~ onset[y, x]``.
@@ -7,12 +13,14 @@ v (y, down), in pixels, such that ``frame[y + v, x + u] ~ onset[y, x]``.
 Threads: ``configure_opencv_threads`` sets ``cv2.setNumThreads`` to the
 config's value (default 1) once per process. TV-L1 in OpenCV gains little from
 threads; on a shared machine extra threads only oversubscribe the cores, so
-parallelism comes from running one process per core instead.
+parallelism comes from running one process per core instead. The torch backend
+on the CPU runs on ``TVL1Config.torch_threads`` threads (default 1) likewise.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -90,13 +98,16 @@ def tvl1_flow(first: np.ndarray, second: np.ndarray, config: TVL1Config,
     """TV-L1 flow from ``first`` to ``second`` (grayscale or BGR), (2, H, W) float32.
 
     Solves  min_u  sum |grad u| + lambda * |I1(x + u) - I0(x)|  (Zach, Pock,
-    Bischof 2007; Sanchez et al. 2013) with OpenCV's dual scheme, started from
-    zero or (``initial_flow="dis"``) from OpenCV's DIS flow.
+    Bischof 2007; Sanchez et al. 2013) with the dual scheme of the configured
+    backend, started from zero or (``initial_flow="dis"``) from OpenCV's DIS
+    flow. ``solver`` (OpenCV backend only) reuses a ``make_tvl1`` solver.
     """
     a, b = _as_gray(first, "first"), _as_gray(second, "second")
     if a.shape != b.shape:
         raise ValueError(f"tvl1_flow: images differ in size: {a.shape} vs {b.shape}")
     configure_opencv_threads(config)
+    if config.backend == "torch":
+        return _torch_flows(a[None], b[None], config)[0]
     solver = solver or make_tvl1(config)
     initial = None
     if config.initial_flow == "dis":
@@ -105,13 +116,50 @@ def tvl1_flow(first: np.ndarray, second: np.ndarray, config: TVL1Config,
     return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
 
 
-def tvl1_flows_from_onset(onset: np.ndarray, frames: np.ndarray, config: TVL1Config) -> np.ndarray:
-    """TV-L1 flow from ``onset`` to each of ``frames`` (K, H, W): (K, 2, H, W) float32."""
+def initial_flows(firsts: np.ndarray, seconds: np.ndarray, config: TVL1Config) -> np.ndarray | None:
+    """The flow TV-L1 starts from for each pair of (B, H, W) uint8 images: (B, 2, H, W) float32 DIS
+    flow (OpenCV, CPU) when ``initial_flow="dis"``, None when it starts from zero."""
+    if config.initial_flow == "none":
+        return None
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[config.initial_dis_preset])
+    return np.stack([dis.calc(a, b, None).transpose(2, 0, 1) for a, b in zip(firsts, seconds)]).astype(np.float32)
+
+
+def _torch_flows(firsts: np.ndarray, seconds: np.ndarray, config: TVL1Config) -> np.ndarray:
+    """(B, H, W) uint8 pairs -> (B, 2, H, W) float32 flow, in one call of the torch backend."""
+    from stag_features.extract.tvl1_torch import resolve_device, torch_threads, tvl1_torch
+
+    device = resolve_device(config.device)
+    initial = initial_flows(firsts, seconds, config)
+    with torch_threads(config.torch_threads if device.type == "cpu" else 0):
+        return tvl1_torch(firsts, seconds, config, initial, device).cpu().numpy()
+
+
+def tvl1_flow_pairs(firsts: Sequence[np.ndarray], seconds: Sequence[np.ndarray], config: TVL1Config) -> np.ndarray:
+    """TV-L1 flow from each ``firsts[i]`` to ``seconds[i]`` (B images each, grayscale or BGR, all one
+    size): (B, 2, H, W) float32. The torch backend computes the B pairs in one batched call (pairs of
+    one clip or of several); OpenCV's solves them one after another."""
+    if len(firsts) != len(seconds):
+        raise ValueError(f"tvl1_flow_pairs: {len(firsts)} first images but {len(seconds)} second images")
+    a = np.stack([_as_gray(x, f"firsts[{i}]") for i, x in enumerate(firsts)]) if len(firsts) else None
+    b = np.stack([_as_gray(x, f"seconds[{i}]") for i, x in enumerate(seconds)]) if len(seconds) else None
+    if a is None or b is None:
+        raise ValueError("tvl1_flow_pairs: no pairs given")
+    if a.shape != b.shape:
+        raise ValueError(f"tvl1_flow_pairs: images differ in size: {a.shape[1:]} vs {b.shape[1:]}")
+    configure_opencv_threads(config)
+    if config.backend == "torch":
+        return _torch_flows(a, b, config)
     solver = make_tvl1(config)
-    out = np.empty((len(frames), 2, *onset.shape[:2]), dtype=np.float32)
-    for i, frame in enumerate(frames):
-        out[i] = tvl1_flow(onset, frame, config, solver)
-    return out
+    return np.stack([tvl1_flow(x, y, config, solver) for x, y in zip(a, b)])
+
+
+def tvl1_flows_from_onset(onset: np.ndarray, frames: np.ndarray, config: TVL1Config) -> np.ndarray:
+    """TV-L1 flow from ``onset`` to each of ``frames`` (K, H, W[, 3]): (K, 2, H, W) float32; with the
+    torch backend the K pairs are one batched call."""
+    if len(frames) == 0:
+        return np.empty((0, 2, *onset.shape[:2]), dtype=np.float32)
+    return tvl1_flow_pairs([onset] * len(frames), frames, config)
 
 
 def optical_strain(flow: np.ndarray) -> np.ndarray:
