@@ -3,6 +3,10 @@ reference on real CASME II frames, a known sub-pixel shift, batching, and the st
 store built with the other backend."""
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -208,7 +212,7 @@ def test_torch_is_no_worse_than_opencv_against_ipol(casme2_flows):
 
 
 def test_a_store_built_with_one_backend_is_refused_by_a_run_with_the_other(tmp_path):
-    from stag_features.store.identity import StoreIdentity, StoreMismatchError
+    from stag_features.store.identity import StoreIdentity, StoreMismatchError, with_recorded_hash
     from stag_features.store.writer import ensure_store
 
     layout = StoreLayout(frames=2, height=8, width=8, time=10, patch=4, roi_names=("brow", "mouth"),
@@ -235,3 +239,15 @@ def test_a_store_built_with_one_backend_is_refused_by_a_run_with_the_other(tmp_p
     assert ensure_store(store, identity(on_cpu)) == "opened"  # the device is where it runs, not what it computes
     with pytest.raises(StoreMismatchError, match=r'tvl1\.backend: "torch" -> "opencv"'):
         ensure_store(store, identity(opencv))
+
+    # a store written before the field existed was computed by OpenCV: an OpenCV run opens it under its own
+    # recorded hash (as an ingest does, stag_features.ingest.steps), a torch run is refused
+    before = opencv.provenance()
+    del before["tvl1"]["backend"]
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    store = tmp_path / "before.zarr"
+    ensure_store(store, replace(identity(opencv), config=before, config_hash=digest))
+    assert with_recorded_hash(store, identity(opencv)).config_hash == digest
+    assert ensure_store(store, with_recorded_hash(store, identity(opencv))) == "opened"
+    with pytest.raises(StoreMismatchError, match=r'tvl1\.backend: "<absent>" -> "torch"'):
+        ensure_store(store, with_recorded_hash(store, identity(on_cpu)))
