@@ -8,7 +8,8 @@ seed, mean and std over seeds. Reads the feature store only.
 Entries of benchmarks/results/composite_loso.json are keyed by model (or
 ``--label`` for a variant given with ``--model-config``); processes running
 other models or other seeds of the same configuration (``--seeds 2``) merge
-into the file, so a 2-core machine can run one seed per process.
+into the file. The folds and seeds train through ``stag_model.train.run_protocol``
+(on a CPU one fold per core in worker processes).
 
 Published figures on this protocol mostly report the best epoch chosen on the
 test subject of every fold (or do not say), which leaks the test labels into
@@ -32,7 +33,7 @@ from stag_features.store import StoreReader
 from stag_model.data import make_source, open_samples
 from stag_model.metrics import mean_std_over_seeds, pooled_and_per_fold
 from stag_model.protocols import make_folds
-from stag_model.train import run_folds
+from stag_model.train import run_protocol
 
 RESULTS = Path(__file__).parent / "results" / "composite_loso.json"
 SCHEME = "megc2019-3"
@@ -56,23 +57,21 @@ def run_model(model: str, store: Path, seeds: tuple[int, ...], epochs: int, log,
     configs = {"train": TrainConfig(model=model, epochs=epochs, seeds=seeds, device="cpu"),
                "model": ModelConfig(**(overrides if model == "stag" else {})),
                "ststnet": StstnetConfig(**(overrides if model == "ststnet" else {})), "data": data}
-    per_seed, seconds = {}, []
-    for seed in seeds:
-        started = time.perf_counter()
-        results = run_folds(samples, source, folds, configs, seed, torch.device("cpu"), log=log)
-        seconds.append(time.perf_counter() - started)
+    per_seed, started = {}, time.perf_counter()
+    by_seed, path = run_protocol(samples, source, folds, configs, torch.device("cpu"), log=log)
+    seconds = time.perf_counter() - started  # every seed, folds trained as run_protocol chose (``path``)
+    for seed, results in by_seed.items():
         rows = [{"fold": r.fold, "y_true": int(samples.labels[p]), "y_pred": int(pr.argmax())}
                 for r in results for p, pr in zip(r.test_positions.tolist(), r.probabilities)]
         metrics = pooled_and_per_fold(pd.DataFrame(rows), len(samples.class_names), samples.class_names)
         per_seed[str(seed)] = metrics["pooled"]
-        log(f"{model} seed {seed}: UF1 {metrics['pooled']['uf1']:.4f} UAR {metrics['pooled']['uar']:.4f} "
-            f"({seconds[-1]:.0f} s)")
+        log(f"{model} seed {seed}: UF1 {metrics['pooled']['uf1']:.4f} UAR {metrics['pooled']['uar']:.4f}")
     return {
         "n_samples": len(samples), "n_subjects": int(len(np.unique(samples.subjects))), "n_folds": len(folds),
-        "epochs": epochs, "seeds": list(seeds),
+        "epochs": epochs, "seeds": list(seeds), "training": path,
         "summary": mean_std_over_seeds(list(per_seed.values())),
-        "seconds_per_epoch": float(np.mean(seconds)) / (len(folds) * epochs),
-        "seconds_per_seed": float(np.mean(seconds)),
+        "seconds_per_epoch": seconds / (len(seeds) * len(folds) * epochs),  # wall time per fold-epoch
+        "seconds_per_seed": seconds / len(seeds),
         "configs": {k: v.model_dump(mode="json") for k, v in configs.items()},
         "per_seed": per_seed,
     }
@@ -93,11 +92,13 @@ def main() -> None:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     meta = StoreReader(args.store).metadata
     existing = json.loads(args.out.read_text()) if args.out.exists() else {}
+    store = {"store": str(args.store), "store_dataset": meta.dataset, "store_producer": meta.producer,
+             "store_config_hash": meta.config_hash}
     out = {
         "protocol": "LOSO over the 68 subjects of the MEGC 2019 composite (CASME II + SAMM + SMIC-HS), "
                     "UF1 / UAR on predictions pooled over folds; fixed epochs, no selection on test folds",
-        "store": str(args.store), "store_dataset": meta.dataset, "store_producer": meta.producer,
-        "store_config_hash": meta.config_hash, "published_reference": PUBLISHED,
+        **{k: existing.get(k, v) for k, v in store.items()},  # the store of the first runs; entries name theirs
+        "published_reference": PUBLISHED,
         "published_caveat": "published figures mostly keep the best epoch on each test subject (or do not say); "
                             "not comparable with fixed-epoch results",
         "models": existing.get("models", {}),
@@ -109,6 +110,7 @@ def main() -> None:
                                          args.model_config)
         out["models"][label]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         out["models"][label]["model"] = model
+        out["models"][label].update(store)
         s = out["models"][label]["summary"]
         print(f"== {label}: UF1 {s['uf1']['mean']:.4f} ± {s['uf1']['std']:.4f}, UAR {s['uar']['mean']:.4f} ± "
               f"{s['uar']['std']:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
