@@ -57,7 +57,7 @@ def run_in_processes(samples: StoreSamples, folds: list[Fold], configs: dict, se
             result = future.result()
             results[seed][fold.name] = result
             correct = int((result.probabilities.argmax(1) == samples.labels[fold.test]).sum())
-            log(f"seed {seed} fold {fold.name} ({done}/{len(futures)}): train {len(fold.train)} test "
+            log(f"fold {done}/{len(futures)} done: seed {seed} {fold.name}, train {len(fold.train)} test "
                 f"{len(fold.test)} correct {correct}/{len(fold.test)} ({result.seconds:.1f} s, loss "
                 f"{result.train_loss[-1]:.3f}; {time.perf_counter() - started:.0f} s elapsed)")
             if on_fold:

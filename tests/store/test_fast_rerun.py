@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -222,7 +223,7 @@ def test_bad_sheet_rows_settle_and_the_fast_path_reports_like_the_flow(tiny_demo
     raw = tmp_path / "raw"
     raw.mkdir()
     good = next(p for p in sorted(tiny_demo_raw.glob("s01/*")) if p.is_dir())
-    (raw / "good").symlink_to(good)
+    shutil.copytree(good, raw / "good")  # a copy: a link leaving the root is a bad row
     sheet = tmp_path / "sheet.csv"
     sheet.write_text(
         "subject,clip,onset,apex,offset,emotion,aus,source\n"
