@@ -38,6 +38,8 @@ from schemas.catalog import CatalogError
 from stag_cli.parsing import OneLineParser
 from stag_features.store.identity import StoreMismatchError
 
+DRAIN_TIMEOUT_S = 10.0  # at most this long to send Prefect's queued logs and events at the end of a run
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="stag-ingest", description="Ingest a catalog dataset into its Zarr store.")
@@ -84,7 +86,20 @@ def own_server(stack: ExitStack):
     server = stack.enter_context(PrefectServer(home / f"stag-ingest-server-{os.getpid()}.log", owned=True))
     os.environ[API_URL_VARIABLE] = server.url
     stack.callback(os.environ.pop, API_URL_VARIABLE, None)
+    stack.callback(drain_prefect_clients)  # before the server stops (callbacks run last in, first out)
     return server
+
+
+def drain_prefect_clients(timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+    """Send the logs and events Prefect still queues for the API, so that none is attempted (and
+    reported as an error at exit) after our own server has stopped."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        service.drain_all(timeout=timeout_s)
 
 
 def ingest_main(argv: list[str] | None = None) -> int:

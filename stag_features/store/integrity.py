@@ -25,6 +25,7 @@ import zarr
 
 from schemas.store_spec import CHUNK_DIGEST, COMMITTED, DIGESTED_ARRAYS, SAMPLE_ID
 from stag_features.store.lock import store_lock
+from stag_features.store.rows import read_column
 
 _READ_BLOCK = 1 << 20
 
@@ -98,6 +99,6 @@ def describe(path: Path, slot_reasons: Mapping[int, str]) -> dict[str, str]:
     if not slot_reasons:
         return {}
     with store_lock(path, exclusive=False):
-        ids = zarr.open_group(str(path), mode="r")[SAMPLE_ID][:]
+        ids = read_column(zarr.open_group(str(path), mode="r")[SAMPLE_ID])[0]
     return {str(ids[slot]): reason for slot, reason in slot_reasons.items()}
 

@@ -36,7 +36,7 @@ from schemas.store_spec import (
 )
 from stag_features.store.integrity import chunk_digests, chunk_file
 from stag_features.store.lock import store_lock
-from stag_features.store.rows import blosc_whole
+from stag_features.store.rows import blosc_whole, read_column
 from stag_features.store.writer import _compressors
 
 INTEGRITY_STAGE = "integrity"  # the failure stage of a sample found damaged (a rerun recomputes it)
@@ -88,6 +88,7 @@ def migrate_store(path: str | Path) -> list[str]:
         digests = group[CHUNK_DIGEST].with_config(write_all)
         committed = group[COMMITTED]
         kept, dropped = 0, []
+        ids = read_column(group[SAMPLE_ID])[0]  # a damaged id reads as ''
         for slot in np.flatnonzero(np.asarray(committed[:], dtype=bool)):
             slot = int(slot)
             undecodable[slot] = ""  # v1 never skipped a frame
@@ -101,7 +102,7 @@ def migrate_store(path: str | Path) -> list[str]:
             when = datetime.now(timezone.utc).isoformat(timespec="seconds")
             for name, value in ((FAILURE_STAGE, INTEGRITY_STAGE), (FAILURE_REASON, problem), (FAILURE_TIME, when)):
                 group[name][slot] = value
-            dropped.append(f"{group[SAMPLE_ID][slot]} ({problem})")
+            dropped.append(f"{ids[slot] or f'slot {slot}'} ({problem})")
         StoreLayout.model_validate(group.attrs["layout"])  # still readable as a layout
         group.attrs.update({"schema_version": SCHEMA_VERSION})
     lines = [f"store {path}: migrated from spec v1 to v{SCHEMA_VERSION}: {kept} committed samples kept with "

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import xarray as xr
+import zarr
 
-from schemas.store_spec import COMMITTED, FAILURE_STAGE, GROUP_ARRAYS, SAMPLE_ARRAYS
+from schemas.store_spec import COMMITTED, FAILURE_STAGE, GROUP_ARRAYS, SAMPLE_ARRAYS, SAMPLE_ID
 from stag_features.store.integrity import damage, describe
 from stag_features.store.lock import store_lock
-from stag_features.store.reader import DamagedSampleError, as_strings, missing_store, visible_slots
+from stag_features.store.reader import DamagedSampleError, StoreReader, as_strings, missing_store, visible_slots
+from stag_features.store.rows import read_column
 
 # group arrays that become index coordinates of their dimension
 _NAME_COORDS = {"roi_name": "roi", "au_name": "au", "scheme_name": "scheme", "digested_name": "digested"}
@@ -44,28 +47,71 @@ def open_store(path: str | Path, include_uncommitted: bool = False) -> xr.Datase
     ``ds.where(ds.subject == "s01", drop=True)`` works), ``roi``, ``au`` and
     ``scheme`` names. Failure fields appear only with ``include_uncommitted``. Group attributes
     (dataset, pipeline config, class schemes, flow units...) are in ``attrs``.
-    ``include_uncommitted`` keeps every allocated slot (for diagnostics only). A store holding a
-    damaged committed sample (a chunk file missing or of another size than written) raises
-    DamagedSampleError naming it: ``stag store validate`` says more, a rerun of stag-ingest repairs it.
+    ``include_uncommitted`` keeps every allocated slot (for diagnostics only).
+
+    Damage is refused, naming the sample: opening raises DamagedSampleError when a committed
+    sample's chunk file is missing or of another size than written, or when a coordinate's chunk
+    does not decode; computing an array raises it for a chunk that does not decode, or for NaN or
+    infinite features (each sample chunk is read by ``StoreReader.read``). ``stag store validate
+    --deep`` says more; a rerun of stag-ingest repairs it.
     """
     path = Path(path)
     ds = _open_raw(path)
-    if not include_uncommitted and (found := describe(path, damage(path))):
+    if include_uncommitted:
+        return _with_coordinates(ds, _coordinate_columns(path, ds)[0], hidden=())
+    keep = visible_slots(ds[COMMITTED].values, ds[FAILURE_STAGE].values)
+    columns, broken = _coordinate_columns(path, ds)
+    found = describe(path, damage(path))
+    ids = columns["sample_id"]
+    found.update({str(ids[slot]) or f"slot {slot}": f"{name}: chunk does not decode"
+                  for name, slots in broken.items() for slot in sorted(set(slots) & set(keep.tolist()))})
+    if found:
         shown = "; ".join(f"{sid} ({reason})" for sid, reason in list(found.items())[:3])
         raise DamagedSampleError(f"store {path}: {len(found)} committed sample(s) damaged: {shown}; see stag store "
                                  f"validate {path}, and rerun stag-ingest to recompute them")
-    if not include_uncommitted:
-        keep = visible_slots(ds[COMMITTED].values, ds[FAILURE_STAGE].values)
-        ds = ds.isel(sample=keep)
+    ds = _read_through_reader(ds.isel(sample=keep), path, keep)
+    return _with_coordinates(ds, {name: values[keep] for name, values in columns.items()}, hidden=_FAILURE_VARS)
+
+
+def _coordinate_columns(path: Path, ds: xr.Dataset) -> tuple[dict[str, np.ndarray], dict[str, list[int]]]:
+    """({name: strings per slot}, {name: slots whose chunk does not decode}) of the sample id and the
+    string coordinates along sample; a chunk that does not decode reads as ''."""
+    with store_lock(path, exclusive=False):
+        group = zarr.open_group(str(path), mode="r")
+        read = {name: read_column(group[name]) for name in (SAMPLE_ID, *_SAMPLE_COORDS) if name in ds.variables}
+    return ({name: as_strings(values) for name, (values, _) in read.items()},
+            {name: broken for name, (_, broken) in read.items() if broken})
+
+
+def _read_through_reader(ds: xr.Dataset, path: Path, slots: np.ndarray) -> xr.Dataset:
+    """``ds`` with each numeric per-sample array replaced by Dask blocks of one sample each, read by
+    ``StoreReader.read`` (which names a damaged sample) in the stored dtype."""
+    reader = StoreReader(path)
+    blocks = da.from_array(np.asarray(slots, dtype=np.int64), chunks=1)
+    replaced = {}
+    for name, var in ds.data_vars.items():
+        if var.dims[:1] != ("sample",) or var.dtype.kind not in "biuf":
+            continue
+        data = blocks.map_blocks(_sample_rows, reader, name, var.dtype, dtype=var.dtype,
+                                 chunks=(blocks.chunks[0], *((n,) for n in var.shape[1:])),
+                                 new_axis=list(range(1, var.ndim)) or None)
+        replaced[name] = xr.Variable(var.dims, data, var.attrs)
+    return ds.assign(replaced)
+
+
+def _sample_rows(slots: np.ndarray, reader: StoreReader, name: str, dtype: np.dtype) -> np.ndarray:
+    return reader.read(name, slots, empty=lambda shape: np.empty(shape, dtype))
+
+
+def _with_coordinates(ds: xr.Dataset, columns: dict[str, np.ndarray], hidden: tuple[str, ...]) -> xr.Dataset:
+    """Name arrays as index coordinates, the string columns as coordinates along sample."""
     present = {var: dim for var, dim in _NAME_COORDS.items() if var in ds.variables}  # v1 stores lack some
     names = {dim: as_strings(ds[var].values) for var, dim in present.items()}
     ds = ds.drop_vars(list(present))
     ds = ds.assign_coords({dim: values for dim, values in names.items()})
-    along_sample = {name: ("sample", as_strings(ds[name].values)) for name in _SAMPLE_COORDS if name in ds.variables}
-    sample_ids = as_strings(ds["sample_id"].values)
-    hidden = [] if include_uncommitted else [v for v in _FAILURE_VARS if v in ds.variables]
-    ds = ds.drop_vars(["sample_id", *along_sample, *hidden])
-    return ds.assign_coords(sample=sample_ids, **along_sample)
+    along_sample = {name: ("sample", values) for name, values in columns.items() if name != SAMPLE_ID}
+    ds = ds.drop_vars([SAMPLE_ID, *along_sample, *(v for v in hidden if v in ds.variables)])
+    return ds.assign_coords(sample=columns[SAMPLE_ID], **along_sample)
 
 
 def read_sample(path: str | Path, sample_id: str) -> dict[str, np.ndarray]:

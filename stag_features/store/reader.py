@@ -34,7 +34,7 @@ from schemas.store_spec import (
 )
 from stag_features.store.integrity import damage
 from stag_features.store.lock import store_lock
-from stag_features.store.rows import RowError, float32_empty, read_rows
+from stag_features.store.rows import DECODE_ERRORS, RowError, float32_empty, read_column, read_rows
 
 
 def visible_slots(committed: np.ndarray, failure_stage: np.ndarray) -> np.ndarray:
@@ -174,7 +174,14 @@ class StoreReader:
         array = self._array(name)
         if slots is not None:
             self.check_intact(slots)
-        values = array[:] if slots is None else array.oindex[np.asarray(slots, dtype=np.int64)]
+        try:
+            values = array[:] if slots is None else array.oindex[np.asarray(slots, dtype=np.int64)]
+        except DECODE_ERRORS:  # a chunk of the size written but other bytes
+            wanted = range(array.shape[0]) if slots is None else np.asarray(slots, dtype=np.int64).tolist()
+            broken = sorted(set(read_column(array)[1]) & set(wanted))
+            if not broken:
+                raise
+            raise self._damaged(broken[0], name, "chunk does not decode") from None
         return as_strings(values) if ARRAYS_BY_NAME[name].dtype == "str" else np.asarray(values)
 
     def group_array(self, name: str) -> np.ndarray:
@@ -200,7 +207,7 @@ class StoreReader:
         return out
 
     def _damaged(self, slot: int, name: str, reason: str) -> DamagedSampleError:
-        sample = str(self._array(SAMPLE_ID)[slot])
+        sample = str(read_column(self._array(SAMPLE_ID))[0][slot])  # a damaged id reads as ''
         return DamagedSampleError(f"store {self.path}: sample {sample!r}: array {name!r}: {reason}; see stag store "
                                   f"validate {self.path}, and rerun stag-ingest to recompute it")
 

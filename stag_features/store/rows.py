@@ -22,6 +22,8 @@ from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.storage import LocalStore
 
 BLOSC_HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
+# what numcodecs raises for a damaged chunk (MemoryError: a cut vlen-string chunk claims a huge length)
+DECODE_ERRORS = (RuntimeError, ValueError, TypeError, MemoryError)
 
 
 def blosc_whole(raw: bytes) -> bytes:
@@ -98,6 +100,23 @@ def read_rows(array: zarr.Array, rows: np.ndarray, empty: Callable = float32_emp
             for decode in decoders:
                 raw = decode(raw)
             out[i] = np.frombuffer(raw, dtype).reshape(out.shape[1:])
-        except (RuntimeError, ValueError, TypeError) as exc:  # numcodecs' errors for bad frames
+        except DECODE_ERRORS as exc:
             raise RowError(row, f"chunk does not decode ({type(exc).__name__}: {exc})") from None
     return out
+
+
+def read_column(array: zarr.Array) -> tuple[np.ndarray, list[int]]:
+    """(every row of a per-sample array, rows whose chunk does not decode). Whole in one read when
+    every chunk decodes; otherwise chunk by chunk, an undecodable chunk reading as the fill value, so
+    that a damaged chunk (a truncated sample id, say) costs its sample and not the whole store."""
+    try:
+        return array[:], []
+    except DECODE_ERRORS:
+        pass
+    values, broken = np.full(array.shape, array.metadata.fill_value, dtype=array.dtype), []
+    for row in range(array.shape[0]):
+        try:
+            values[row] = array[row]
+        except DECODE_ERRORS:
+            broken.append(row)
+    return values, broken

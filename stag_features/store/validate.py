@@ -25,9 +25,18 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from schemas.store_spec import BAD_ROW_PREFIX, GROUP_ARRAYS, REQUIRED_ATTRS, SAMPLE_ARRAYS, SCHEMA_VERSION, StoreLayout
+from schemas.store_spec import (
+    BAD_ROW_PREFIX,
+    GROUP_ARRAYS,
+    REQUIRED_ATTRS,
+    SAMPLE_ARRAYS,
+    SAMPLE_ID,
+    SCHEMA_VERSION,
+    StoreLayout,
+)
 from stag_features.store.integrity import damage
 from stag_features.store.migrate import sample_problem
+from stag_features.store.rows import read_column
 
 MAX_SHOWN = 20  # problems listed by text(); all are kept in .problems
 
@@ -104,10 +113,10 @@ def _check_names(group: zarr.Group, layout: StoreLayout, report: ValidationRepor
 
 def _column(group: zarr.Group, name: str, slots: int) -> np.ndarray | None:
     """A whole per-sample column, or None when a damaged chunk stops it from being read whole."""
-    try:
-        return group[name][:]
-    except Exception:  # noqa: BLE001 - a damaged chunk: the per-sample checks name it
-        return None
+    values, broken = read_column(group[name])
+    if broken and name != SAMPLE_ID:
+        return None  # a control column: its per-sample meaning is lost
+    return values  # a damaged id reads as '': the per-sample checks name its slot
 
 
 def _check_samples(path: Path, group: zarr.Group, layout: StoreLayout, config_hash: str, report: ValidationReport,

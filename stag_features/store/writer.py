@@ -43,6 +43,7 @@ from schemas.store_spec import (
 )
 from stag_features.store.identity import StoreIdentity, mismatch, refusal
 from stag_features.store.lock import store_lock
+from stag_features.store.rows import read_column
 
 _FILL = {"str": "", "bool": False, "uint8": 0, "int8": -1, "int16": -1, "int32": -1}
 
@@ -188,7 +189,7 @@ def allocate_slots(path: str | Path, sample_ids: list[str], timeout: float = 120
     with store_lock(path, exclusive=True, timeout=timeout):
         group = _open(path)
         id_array = group["sample_id"]
-        present = {str(s): i for i, s in enumerate(id_array[:]) if s}
+        present = {str(s): i for i, s in enumerate(read_column(id_array)[0]) if s}  # a damaged id: a new slot
         new = [s for s in sample_ids if s not in present]
         if new:
             start = id_array.shape[0]
@@ -219,8 +220,9 @@ def slot_states(path: str | Path) -> dict[str, SlotState]:
     path = Path(path)
     with store_lock(path, exclusive=False):
         group = zarr.open_group(str(path), mode="r")
-        columns = {name: group[name][:] for name in ("sample_id", "committed", "input_hash", "config_hash",
+        columns = {name: group[name][:] for name in ("committed", "input_hash", "config_hash",
                                                      "failure_stage", "failure_reason", "failure_time")}
+        columns["sample_id"] = read_column(group["sample_id"])[0]  # a damaged id reads as none
     states = {}
     for i, sid in enumerate(columns["sample_id"]):
         if not sid:

@@ -115,6 +115,38 @@ def test_stag_fit_stops_on_a_damaged_store_with_one_line(demo_copy, capsys):
     assert f"sample '{victim[0]}'" in err and "'strain'" in err and "stag-ingest" in err
 
 
+def test_a_chunk_that_does_not_decode_is_refused_by_every_reader_naming_its_sample(demo_copy):
+    """Same size, other bytes: the plain size check cannot tell; decoding does, at open for the
+    coordinates and when a lazy array's sample is computed."""
+    _catalog, store, _reference = demo_copy
+    (first, one), (second, two) = sorted((sid, s.slot) for sid, s in slot_states(store).items())[:2]
+    _damage(store, "flow", one, "zero")
+    ds = open_store(store)  # flow is lazy: opening reads no flow chunk
+    ds.flow.sel(sample=second).values  # another sample reads
+    with pytest.raises(DamagedSampleError, match=f"sample '{first}': array 'flow'"):
+        ds.flow.sel(sample=first).values
+    with pytest.raises(DamagedSampleError, match=f"sample '{first}': array 'flow'"):
+        StoreReader(store).read("flow", [one])
+    _damage(store, "subject", two, "zero")
+    with pytest.raises(DamagedSampleError, match=f"sample '{second}': array 'subject'"):
+        StoreReader(store).column("subject", [one, two])
+    with pytest.raises(DamagedSampleError, match=f"{second} \\(subject: chunk does not decode"):
+        open_store(store)
+
+
+def test_a_lost_sample_id_costs_its_sample_only(demo_copy):
+    """A truncated sample_id chunk (a cut vlen string claims a huge length): the rerun recomputes the
+    sample in a new slot instead of failing to read the ids."""
+    catalog, store, reference = demo_copy
+    victim, state = sorted(slot_states(store).items())[3]
+    _damage(store, "sample_id", state.slot, "truncate")
+    assert victim not in slot_states(store)
+    entry, producer = resolve_producer(catalog, "demo")
+    summary = ingest_in_process(entry, producer)
+    assert summary.count("ok") == 1 and slot_states(store)[victim].slot != state.slot
+    assert validate_store(store, deep=True).ok and stores_equal(store, reference) == []
+
+
 def test_non_finite_features_are_refused_at_write_and_at_read(demo_copy, make_features, make_identity, tmp_path):
     from stag_features.errors import SampleError
     from stag_features.store.slots import write_sample

@@ -47,7 +47,7 @@ def _environment(tmp_path: Path, marker: str) -> dict[str, str]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_sigkill_of_stag_ingest_leaves_no_process(tiny_demo_raw, tmp_path):
     """SIGKILL once its server and both workers run: nothing of the run is left; the rerun then completes
-    the store, prints no telemetry error, and leaves nothing either."""
+    the store, prints no telemetry or log-sending error, and leaves nothing either."""
     marker = uuid.uuid4().hex
     catalog = write_catalog(tmp_path, {"demo": demo_entry(tiny_demo_raw, tmp_path / "demo.zarr")})
     env = _environment(tmp_path, marker)
@@ -71,6 +71,7 @@ def test_sigkill_of_stag_ingest_leaves_no_process(tiny_demo_raw, tmp_path):
                            timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert "telemetry" not in (rerun.stdout + rerun.stderr).lower()
+    assert "Error logging to API" not in rerun.stdout + rerun.stderr  # logs sent before its server stopped
     time.sleep(1)
     assert _tagged(marker) == []
 
