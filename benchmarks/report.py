@@ -119,6 +119,45 @@ def section_training(doc: dict) -> list[str]:
     return out
 
 
+def section_tvl1(doc: dict) -> list[str]:
+    """9: the torch TV-L1 backend against OpenCV's on the CPU (benchmarks/tvl1_backends.py)."""
+    fig = doc["figures"]
+    speed_table = lambda rows: md_table(  # noqa: E731
+        ["backend", "threads", "pairs per call", "s per pair", "vs OpenCV", "runs (s per pair)"],
+        [[r["backend"], r["threads"], r["batch"], f(r["s_per_pair"], "{:.3f}"), f(r["vs_opencv"]) + "x",
+          ", ".join(f"{x:.3f}" for x in r["runs"])] for r in rows])
+    h, w = fig["pair_size"]
+    out = [f"Seconds per pair on the {fig['pairs']} CASME II pairs with an IPOL flow ({w} x {h} px), default "
+           "parameters, through the ingest's call (DIS initial flow with OpenCV on one CPU thread included for both); "
+           "the least of the runs listed:", "", *speed_table(fig["speed"])]
+    if "demo_speed" in fig:
+        h, w = fig["demo_crop_size"]
+        out += ["", f"The same on demo crops ({w} x {h} px, the demo's TV-L1 parameters, epsilon "
+                f"{fig['demo_tvl1']['epsilon']}):", "", *speed_table(fig["demo_speed"])]
+    out += ["", "Agreement at the default parameters, in px: mean EPE, the largest and 99th-percentile difference "
+            "of a pixel, the largest more than 10 px inside the image, each backend's mean EPE to the IPOL flow, and "
+            "the yardstick: OpenCV against itself with epsilon 1% larger (how far the stopping test alone moves the "
+            "flow):", ""]
+    out += md_table(["pair", "torch vs OpenCV", "largest", "largest inside", "99th pct", "flow magnitude",
+                     "OpenCV vs IPOL", "torch vs IPOL", "OpenCV, epsilon +1%"],
+                    [[r["pair"], f(r["epe_torch_vs_opencv"], "{:.4f}"), f(r["max_px"]), f(r.get("max_inside_px")),
+                      f(r.get("p99_px"), "{:.3f}"), f(r["magnitude"], "{:.3f}"), f(r["epe_opencv_vs_ipol"], "{:.4f}"),
+                      f(r["epe_torch_vs_ipol"], "{:.4f}"), f(r.get("epe_opencv_vs_epsilon_1pct"), "{:.4f}")]
+                     for r in fig["casme2"]])
+    demo = [r["epe_torch_vs_opencv"] for r in fig["demo_crops"]]
+    nudge = [r["epe_opencv_vs_epsilon_1pct"] for r in fig["demo_crops"] if "epe_opencv_vs_epsilon_1pct" in r]
+    out += ["", f"Demo crops ({len(demo)} onset -> selected-frame pairs, the demo's TV-L1 parameters): EPE torch vs "
+            f"OpenCV mean {sum(demo) / len(demo):.4f} px, largest {max(demo):.4f} px"
+            + (f"; OpenCV against itself with epsilon +1%: mean {sum(nudge) / len(nudge):.4f} px, largest "
+               f"{max(nudge):.4f} px." if nudge else ".")]
+    if fig.get("ingest"):
+        out += ["", "The demo dataset ingested in one process with each backend (torch on the CPU, one thread):", ""]
+        out += md_table(["backend", "wall s", "TV-L1 s", "samples ok", "failed"],
+                        [[r["backend"], f(r["wall_s"], "{:.1f}"), f(r["tvl1_s"], "{:.1f}"), r["ok"], r["failed"]]
+                         for r in fig["ingest"]])
+    return out
+
+
 def overhead_floor(doc: dict, name: str) -> float | None:
     """(decode + face) / TV-L1 over the set's clips: the overhead above TV-L1 that reading the frames and
     finding the face alone cost (the naive loop pays both too); None without per-clip timings."""
@@ -214,6 +253,7 @@ def main() -> int:
            "| `benchmarks/loader.py` | 6: samples/s from disk (streaming, 0 / 2 workers, reading ahead across epochs) vs in memory; data wait per step |",
            "| `benchmarks/training_cost.py` | 7: s/epoch and per LOSO run, STAG and STSTNet; training peak memory |",
            "| `benchmarks/store_codecs.py` | 8: bytes per sample by array; codecs' size and read speed |",
+           "| `benchmarks/tvl1_backends.py` | 9: the torch TV-L1 backend vs OpenCV on the CPU: s per pair, EPE, demo ingest |",
            "| `benchmarks/report.py` | renders this file from `benchmarks/results/*.json` |", ""]
     summary = summary_rows()
     if summary:
@@ -270,6 +310,7 @@ def main() -> int:
     else:
         any_doc = any_doc or doc
         out += [*provenance(doc, smoke), *section_codecs(doc), ""]
+    add_sections((("9. TV-L1: the torch backend against OpenCV", "tvl1_backends", section_tvl1),))
     if any_doc:
         m = any_doc["machine"]
         out += ["## Machine", "",
