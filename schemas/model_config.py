@@ -195,3 +195,113 @@ class TrainConfig(_Frozen):
     parallel_members: int = Field(
         0, ge=0, description="parallel = vmap: how many (fold, seed) models train together at a time; 0 = all"
     )
+
+
+# -- the other seed systems of issue 25: TSFmicro and MESTI-MEGANet -------------------------------------------------
+TsfmicroFusion = Literal["early", "t_to_s", "s_to_t", "late"]
+MeganetInput = Literal["mesti", "apex", "flow", "dynamic_image"]
+
+
+class TrainingRecipe(_Frozen):
+    """A model's training set-up as its paper publishes it: the trainer's defaults for that model."""
+
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    learning_rate: float = Field(..., gt=0)
+    weight_decay: float = Field(..., ge=0)
+    schedule: Literal["exponential", "cosine", "constant"] = Field(
+        ..., description="exponential: lr x lr_gamma after each epoch; cosine: to 0 over the epochs; constant"
+    )
+    lr_gamma: float = Field(1.0, gt=0, le=1, description="exponential schedule: factor per epoch")
+    epochs: int = Field(..., ge=1)
+    batch_size: int = Field(..., ge=1)
+
+
+class RetentionConfig(_Frozen):
+    """Multi-scale retention (RetNet, Sun et al. 2023; stag_model.retention) over a model's tokens."""
+
+    layers: int = Field(2, ge=1, le=12, description="retention blocks (TSFmicro's paper: 5)")
+    heads: int = Field(4, ge=1, le=16, description="heads, each with its own decay gamma_h")
+    decay_offset: float = Field(
+        5.0, gt=0, le=16, description="gamma_h = 1 - 2^(-decay_offset - h), h = 0..heads-1 (RetNet's 5)"
+    )
+    decay: Literal["causal", "manhattan"] = Field(
+        "causal",
+        description="causal: D_nm = gamma^(n - m) for m <= n over the tokens in raster order (RetNet; TSFmicro "
+        "eq. 2), with a recurrent form; manhattan: D_nm = gamma^(|row_n - row_m| + |col_n - col_m|) over the token "
+        "grid (RMT, Fan et al. 2024, which TSFmicro cites), parallel form only",
+    )
+    rotation: bool = Field(True, description="rotate q and k by position (the e^{i n theta} of eq. 2)")
+    rotation_base: float = Field(10000.0, gt=1, description="theta_j = base^(-2j / head_dim)")
+    feedforward_mult: int = Field(2, ge=1, le=8, description="feed-forward width = this x d_model")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    norm_eps: float = Field(1e-5, gt=0, description="eps of the per-head group norm and the layer norms")
+
+
+class TsfmicroConfig(_Frozen):
+    """TSFmicro (Liu, Nan, Qian, Fu; ../shared/papers/tsfmicro_paper.md): a temporal branch with retention over
+    the onset-to-apex difference frame, a shallow spatial branch (patches + learned position embedding + two
+    transformer blocks) over the onset frame, fused on a common token grid. Widths are smaller than the
+    paper's (512, 1024 at 224 px) so that 28-64 px inputs train on a CPU."""
+
+    input_size: int = Field(28, ge=8, le=256, description="both inputs are resized to this side")
+    grid: int = Field(
+        14, ge=2, le=64, description="token grid side of both branches (the paper's 14); input_size / grid must "
+        "be a power of 2: the conv stem halves it that many times, the spatial patches have that side",
+    )
+    d_model: int = Field(64, ge=8, le=1024, description="token width of both branches (the paper's 512)")
+    temporal_branch: bool = Field(True, description="retention over the difference frame (off: Table 6, W/O T)")
+    spatial_branch: bool = Field(True, description="transformer over the onset patches (off: Table 6, W/O S)")
+    fusion: TsfmicroFusion = Field(
+        "late",
+        description="early: stem(difference) + patches(onset) -> retention -> transformer; t_to_s: retention("
+        "difference) + patches(onset) -> transformer; s_to_t: transformer(onset) + stem(difference) -> retention; "
+        "late: retention(difference) + transformer(onset) (the paper's best, eq. 9)",
+    )
+    retention: RetentionConfig = RetentionConfig()
+    spatial_layers: int = Field(2, ge=1, le=12, description="transformer blocks of the spatial branch (paper: 2)")
+    spatial_heads: int = Field(4, ge=1, le=16)
+    head_width: int = Field(128, ge=8, le=4096, description="fully connected layer on the fused tokens (paper: 1024)")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    class_weighting: ClassWeighting = Field("none", description="the paper trains with plain cross-entropy")
+    recipe: TrainingRecipe = Field(
+        TrainingRecipe(optimizer="adamw", learning_rate=8e-4, weight_decay=0.05, schedule="exponential",
+                       lr_gamma=0.95, epochs=50, batch_size=32),
+        description="section 4.1.3: AdamW, lr 8e-4, batch 32, exponential decay over 50 epochs; weight decay and "
+        "the decay factor are unpublished (0.05; 0.95 per epoch leaves 8% of the rate after 50 epochs)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "TsfmicroConfig":
+        patch = self.input_size // self.grid
+        if self.input_size % self.grid or patch & (patch - 1):
+            raise ValueError(f"input_size {self.input_size} / grid {self.grid} must be a whole power of 2")
+        if not (self.temporal_branch or self.spatial_branch):
+            raise ValueError("temporal_branch and spatial_branch are both off: the model would see no input")
+        if self.d_model % self.retention.heads or self.d_model % self.spatial_heads:
+            raise ValueError(f"d_model {self.d_model} must be divisible by retention.heads {self.retention.heads} "
+                             f"and spatial_heads {self.spatial_heads}")
+        return self
+
+
+class MeganetConfig(_Frozen):
+    """MEGANet (MESTI-MEGANet, arXiv 2509.00056): a small CNN whose stages each end in a Gradient Attention
+    block (stag_model.gradient_attention; the block's design is ours, the paper publishes none), over one
+    image. Its training set-up is unpublished: the trainer's TrainConfig applies."""
+
+    input: MeganetInput = Field(
+        "mesti", description="the image it reads: mesti (the paper's), apex face, onset-to-apex flow or dynamic image"
+    )
+    input_size: int = Field(64, ge=8, le=256, description="the input is resized to this side")
+    stage_channels: tuple[int, ...] = Field((16, 32, 64), description="conv width of each stage (one 2x pool each)")
+    convs_per_stage: int = Field(1, ge=1, le=4, description="conv-BN-ReLU layers per stage")
+    gradient_attention: bool = Field(True, description="a Gradient Attention block ends each stage; off = ablation")
+    attention_kernel: int = Field(3, ge=1, le=9, description="depthwise conv side over the gradient magnitudes (odd)")
+    gradient_eps: float = Field(1e-6, gt=0, description="|grad| = sqrt(gx^2 + gy^2 + eps): smooth at 0")
+    dropout: float = Field(0.3, ge=0, lt=1, description="before the classifier")
+    class_weighting: ClassWeighting = "none"
+
+    @model_validator(mode="after")
+    def _check(self) -> "MeganetConfig":
+        if self.attention_kernel % 2 == 0:
+            raise ValueError(f"attention_kernel {self.attention_kernel} must be odd ('same' padding)")
+        return self
