@@ -260,6 +260,7 @@ class TsfmicroConfig(_Frozen):
     retention: RetentionConfig = RetentionConfig()
     spatial_layers: int = Field(2, ge=1, le=12, description="transformer blocks of the spatial branch (paper: 2)")
     spatial_heads: int = Field(4, ge=1, le=16)
+    feedforward_mult: int = Field(2, ge=1, le=8, description="spatial blocks: feed-forward width = this x d_model")
     head_width: int = Field(128, ge=8, le=4096, description="fully connected layer on the fused tokens (paper: 1024)")
     dropout: float = Field(0.1, ge=0, lt=1)
     class_weighting: ClassWeighting = Field("none", description="the paper trains with plain cross-entropy")
