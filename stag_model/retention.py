@@ -49,9 +49,10 @@ def decay_rates(heads: int, offset: float) -> torch.Tensor:
 def rotate(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
     """Turn channel pairs (2j, 2j+1) of x (..., N, k) by positions (N,) x theta_j, theta_j = base^(-2j/k)."""
     k = x.shape[-1]
-    theta = base ** (-torch.arange(0, k, 2, device=x.device, dtype=x.dtype) / k)  # (k/2,)
-    angle = positions.to(x.dtype)[:, None] * theta[None]  # (N, k/2)
-    cos, sin = angle.cos(), angle.sin()
+    precise = torch.promote_types(x.dtype, torch.float32)  # angles up to N rad need more than 16-bit floats
+    theta = base ** (-torch.arange(0, k, 2, device=x.device, dtype=precise) / k)  # (k/2,)
+    angle = positions.to(precise)[:, None] * theta[None]  # (N, k/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
     even, odd = x[..., 0::2], x[..., 1::2]  # (..., N, k/2)
     turned = torch.stack([even * cos - odd * sin, even * sin + odd * cos], -1)  # (..., N, k/2, 2)
     return turned.flatten(-2)  # (..., N, k)
