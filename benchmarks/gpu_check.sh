@@ -3,6 +3,12 @@
 #   1. LOSO on the MEGC 2019 composite, STAG and STSTNet, 1 seed: all folds together on the GPU
 #      (vmap, bfloat16) against the same folds on the CPU (one fold per core); times, speed-up,
 #      agreement of the predictions (benchmarks/gpu_loso.py).
+#   2. TV-L1, the torch backend on the GPU against one OpenCV thread (benchmarks/gpu_tvl1.py): pairs/s at
+#      1, 8, 64 and 256 pairs per call on CASME II frames; EPE torch vs OpenCV on the CASME II pairs (and
+#      vs IPOL) and on demo crops; batch vs one by one; the demo's ingest time with OpenCV, with torch one
+#      clip per call and with torch on many clips per call (estimated 2 minutes, not yet run on a GPU;
+#      needs casme2_frames/ in DATA, default ../shared/data).
+#      Check it without a GPU: benchmarks/gpu_tvl1.py --device cpu --batch-sizes 1,2 --demo-clips 1 --ingest-clips 6
 # Needs: a CUDA torch and the project's Python dependencies (pydantic, zarr, numcodecs, pyyaml,
 # scikit-learn, pandas, torch-geometric; `make install` with a CUDA torch, or wheels on PYTHONPATH),
 # and the composite store: STORE=path, or stores/megc2019.zarr, or ../shared/data to build it from.
@@ -31,3 +37,4 @@ entry = DatasetEntry(name='megc2019', adapter='megc2019', root=data + '/megc2019
 print(ingest_in_process(entry, producer_for(entry, PipelineConfig())).table())"
 fi
 time "$PY" benchmarks/gpu_loso.py --store "$STORE" --out "$OUTDIR"
+time "$PY" benchmarks/gpu_tvl1.py --out "$OUTDIR" --data "${DATA:-../shared/data}"  # TV-L1: torch on the GPU vs OpenCV

@@ -13,7 +13,12 @@ Split (long clips of a ``splittable`` producer, the pipeline: their TV-L1 pairs 
              for i in range(pair_chunk_count(producer))]               #   execution.pairs_per_task pairs
     outcome = finish_split(store, item, prepared, parts, producer)     # one task: ROIs, AUs, graph, write
 
-Both give the features of ``extract_sample``, byte for byte. The chunks are
+Batched (a batch task's clips, TV-L1 with the torch backend on a CUDA GPU):
+
+    outcomes = ingest_batch(store, items, producer)   # prepare clips, one TV-L1 call, finish each
+
+Whole and split give the features of ``extract_sample``, byte for byte; batched
+too on the CPU, to float noise on a GPU (``ingest_batch``). The chunks are
 fixed before the clip is prepared (from ``selection.k``); a chunk past the
 clip's last selected frame computes nothing. Failures: a step's SampleError or
 bug is recorded in the sample's slot at once (``recorded``) and travels on as
@@ -24,6 +29,7 @@ flow (``record_dead_batch``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
@@ -45,7 +51,11 @@ if TYPE_CHECKING:  # the pipeline (OpenCV, dlib) loads in the workers only, not 
 PERMANENT_IO_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 IO_RETRIES = 2  # transient OSErrors of one sample: tries after the first
 IO_RETRY_DELAY_S = 2
+# TV-L1 pairs of several clips in one call of the torch backend on a GPU (``ingest_batch``): the largest
+# batch the GPU check measures (benchmarks/gpu_tvl1.py); device memory grows with it (not yet measured on a GPU)
+DEVICE_PAIRS_PER_CALL = 256
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def recorded(store: str, item: WorkItem, step: Callable[[], T]) -> T | SampleOutcome:
@@ -209,3 +219,82 @@ def finish_split(store: str, item: WorkItem, prepared: PreparedClip | SampleOutc
     if isinstance(features, SampleOutcome):
         return features
     return with_io_retries(store, item, lambda: commit_features(store, item, features))
+
+
+def batches_pairs_on_device(producer: Producer) -> bool:
+    """Whether ``ingest_batch`` sends the TV-L1 pairs of several clips to one call: a pipeline producer
+    whose TV-L1 is the torch backend on a CUDA device. Not on the CPU, where a bigger call is no faster
+    per pair (BENCHMARKS.md section 9), nor for OpenCV, which solves one pair at a time."""
+    tvl1 = producer.config.tvl1
+    if not producer.splittable or tvl1.backend != "torch":
+        return False
+    from stag_features.extract.tvl1_torch import resolve_device
+
+    return resolve_device(tvl1.device).type == "cuda"
+
+
+def ingest_batch(store: str, items: Sequence[WorkItem], producer: Producer,
+                 pairs_per_call: int | None = None) -> list[SampleOutcome]:
+    """The samples of one batch, an outcome each in order; one sample's failure never stops the others.
+
+    Each sample alone (``ingest_sample_with_retries``), unless ``batches_pairs_on_device`` or
+    ``pairs_per_call`` is given: then clips are prepared in turn (decode, face, align, motion, on the
+    CPU: ``prepare_split``) until their pairs reach ``pairs_per_call`` (default ``DEVICE_PAIRS_PER_CALL``),
+    their onset -> selected-frame pairs are solved in one call (``flow.tvl1_flow_pairs``), and each
+    clip is finished and committed (``finish_split``). A pair's flow does not depend on its batch:
+    the same bytes on the CPU, float noise on CUDA (its matrix products may sum in another order for
+    another batch size). If the shared call fails, each clip's pairs are computed alone, so that a
+    failure is recorded against its own sample. A clip's ``tvl1`` time is its share of the call (by pairs).
+    """
+    if pairs_per_call is None:
+        if not batches_pairs_on_device(producer):
+            return [ingest_sample_with_retries(store, item, producer) for item in items]
+        pairs_per_call = DEVICE_PAIRS_PER_CALL
+    outcomes: dict[int, SampleOutcome] = {}
+    group: list[tuple[int, WorkItem, PreparedClip]] = []
+    for index, item in enumerate(items):
+        item = with_input_hash(item, producer)
+        prepared = prepare_split(store, item, producer)
+        if isinstance(prepared, SampleOutcome):
+            outcomes[index] = prepared
+            continue
+        group.append((index, item, prepared))
+        if sum(clip.n_pairs for _, _, clip in group) >= pairs_per_call:
+            outcomes.update(_finish_group(store, group, producer))
+            group = []
+    outcomes.update(_finish_group(store, group, producer))
+    return [outcomes[index] for index in range(len(items))]
+
+
+def _finish_group(store: str, group: Sequence[tuple[int, WorkItem, PreparedClip]],
+                  producer: PipelineProducer) -> dict[int, SampleOutcome]:
+    """TV-L1 of every pair of the group's prepared clips in one call, then each clip finished and written."""
+    from stag_features.extract.flow import configure_opencv_threads, optical_strain, tvl1_flow_pairs
+    from stag_features.extract.sample_pipeline import PairFlows, flow_pairs
+
+    config = producer.config
+    counts = [clip.n_pairs for _, _, clip in group]
+    flows, seconds_per_pair = None, 0.0
+    if sum(counts):
+        configure_opencv_threads(config.tvl1)
+        started = time.perf_counter()
+        try:
+            flows = tvl1_flow_pairs([clip.onset_crop for _, _, clip in group for _ in range(clip.n_pairs)],
+                                    [crop for _, _, clip in group for crop in clip.selected_crops], config.tvl1)
+        except Exception as exc:  # noqa: BLE001 - each clip is then computed alone, its failure recorded as its own
+            log.warning("TV-L1 of %d clips in one call failed (%s: %s); computing them clip by clip",
+                        len(group), type(exc).__name__, exc)
+        seconds_per_pair = (time.perf_counter() - started) / sum(counts)
+    outcomes, first = {}, 0
+    for (index, item, clip), count in zip(group, counts):
+        if flows is None or not count:
+            pairs = recorded_with_retries(store, item, lambda: flow_pairs(clip, config))  # noqa: B023 - called now
+        else:
+            started = time.perf_counter()
+            flow = flows[first:first + count]
+            strain = optical_strain(flow)
+            pairs = PairFlows(clip.sample_id, 0, flow, strain, {"tvl1": seconds_per_pair * count,
+                                                               "strain": time.perf_counter() - started})
+        first += count
+        outcomes[index] = finish_split(store, item, clip, [pairs], producer)
+    return outcomes
