@@ -22,12 +22,19 @@ few TV-L1 pairs each and a finish task that writes the sample
 first, the batches of short clips after them.
 Only transient I/O errors are retried, per sample, inside its task; a sample
 that fails for any other reason is recorded in the store and the run goes on.
+
+Progress: a listener registered with ``reporting_to`` (``stag-ingest``'s progress bar) hears
+the run's steps (``step``), its plan (``planned``), every sample's outcome as its task
+finishes (``sample``) and the summary (``finished``); the summary is then its to show. Without
+one (``stag serve``, tests) the flow prints the summary into its log.
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
+from contextlib import contextmanager
+from typing import Iterator, Protocol
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -40,7 +47,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cluster import local_cluster, local_cluster_kwargs, started_cluster
 from schemas.catalog import DatasetEntry
-from stag_features.ingest.plan import RunSummary, SampleOutcome, guided_batches
+from stag_features.ingest.plan import RunSummary, SampleOutcome, guided_batches, recorded_failures
 from stag_features.ingest.producers import Producer
 from stag_features.ingest.sample_steps import (
     clips_to_split,
@@ -58,6 +65,36 @@ from stag_features.ingest.steps import IngestPlan, WorkItem, prepare_ingest, res
 # Prefect's thread pool is unbounded by default: one thread per core keeps CPU-bound
 # stages (alignment, TV-L1) from thrashing and bounds the landmark models loaded (one per thread)
 DEFAULT_THREADS = os.cpu_count() or 1
+
+
+class IngestListener(Protocol):
+    """What hears an ingest run's progress (``reporting_to``)."""
+
+    def step(self, name: str) -> None: ...  # a step of the run starts ("planning", "computing")
+
+    def planned(self, plan: IngestPlan, recorded: dict[str, tuple[str, str]]) -> None: ...
+
+    def sample(self, outcome: SampleOutcome) -> None: ...  # one computed sample's outcome
+
+    def finished(self, summary: RunSummary) -> None: ...
+
+
+_LISTENERS: list[IngestListener] = []
+
+
+@contextmanager
+def reporting_to(listener: IngestListener) -> Iterator[IngestListener]:
+    """Within the block, every ``ingest_dataset`` run of this process reports to ``listener``."""
+    _LISTENERS.append(listener)
+    try:
+        yield listener
+    finally:
+        _LISTENERS.remove(listener)
+
+
+def _tell(event: str, *args) -> None:
+    for listener in _LISTENERS:
+        getattr(listener, event)(*args)
 
 
 @task(name="prepare-ingest")
@@ -144,6 +181,7 @@ def _run_batches(plan: IngestPlan, producer: Producer, logger) -> list[SampleOut
             done = record_dead_batch(plan, batch, exc)
         for outcome in done:
             outcomes.append(outcome)
+            _tell("sample", outcome)
             logger.info("%d/%d %s %s %s", len(outcomes), len(plan.work), outcome.status, outcome.sample_id,
                         outcome.reason[:100])
     return outcomes
@@ -152,23 +190,36 @@ def _run_batches(plan: IngestPlan, producer: Producer, logger) -> list[SampleOut
 @flow(name="ingest_dataset", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_THREADS))
 def ingest_dataset(catalog: str, dataset: str, force: bool = False, config_path: str | None = None,
                    only: list[str] | None = None) -> dict[str, int]:
-    """Ingest ``dataset`` of ``catalog``; returns counts (ok, skipped, failed, bad_rows)."""
+    """Ingest ``dataset`` of ``catalog``; returns counts (ok: computed, skipped: reused or an earlier failure
+    that stands, failed: in this run or a bad row naming a sample, bad_rows)."""
     started = time.perf_counter()
     logger = get_run_logger()
+    _tell("step", "planning")
     entry, producer = resolve_producer(catalog, dataset, config_path)
     plan = prepare_task(entry, producer, force, only)
-    logger.info("store %s (%s): %d samples to compute, %d settled without computing, %d bad sheet rows",
+    recorded = recorded_failures(plan.store)
+    planned = time.perf_counter()
+    logger.info("store %s (%s): %d samples to compute, %d decided without computing (committed earlier, or an "
+                "earlier failure that stands), %d bad sheet rows",
                 plan.store, plan.store_state, len(plan.work), len(plan.decided), plan.bad_rows)
+    _tell("planned", plan, recorded)
+    _tell("step", "computing")
     outcomes = _run_batches(plan, producer, logger)
-    summary = RunSummary(dataset, plan.store, plan.decided + outcomes, plan.bad_rows, time.perf_counter() - started)
+    done = time.perf_counter()
+    summary = RunSummary(dataset, plan.store, plan.decided + outcomes, plan.bad_rows, done - started, recorded,
+                         phase_seconds={"planning": planned - started, "computing": done - planned})
     return _report(summary, dataset)
 
 
 def _report(summary: RunSummary, dataset: str) -> dict[str, int]:
-    """Markdown artifact, terminal table, and the counts the flow returns."""
+    """Markdown artifact, the summary (to the listeners, else printed into the log), and the counts
+    the flow returns."""
     create_markdown_artifact(summary.markdown(), key=f"ingest-{dataset}".lower().replace("_", "-"),
                              description=f"ingest of {dataset}")
-    print(summary.table())
+    if _LISTENERS:
+        _tell("finished", summary)
+    else:
+        print(summary.table())
     return {"ok": summary.count("ok"), "skipped": summary.count("skipped"), "failed": summary.count("failed"),
             "bad_rows": summary.bad_rows}
 

@@ -22,6 +22,13 @@ the catalog, the config, the adapter and zarr.
 Otherwise, with ``--workers N``, the local Dask cluster starts at once in a
 background thread (``flows.cluster.EarlyCluster``), overlapping the workers'
 start-up with Prefect's import, the flow run's creation and the planning.
+
+What the terminal shows: one progress bar (``stag_cli.progress.IngestProgress``: the step
+under way, then samples done with counts computed / failed / skipped, elapsed and remaining
+time), then the summary (``stag_features.ingest.plan.RunSummary.table``). Prefect's own
+records go to the Prefect API (the UI) and to a log file of the run,
+``<store>.logs/ingest-<UTC time>.log`` (``stag_cli.prefect_logs``), not to the terminal;
+``--verbose`` prints them too, with a line per computed sample.
 """
 from __future__ import annotations
 
@@ -31,6 +38,8 @@ import os
 import sys
 import time
 from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
 
 from flows.cluster import API_URL_VARIABLE, EarlyCluster
 from flows.local_server import QUIET
@@ -51,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     runners = parser.add_mutually_exclusive_group()
     runners.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     runners.add_argument("--dask-address", help="run on an existing Dask scheduler (tcp://host:8786)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print a line per computed sample and Prefect's own records (otherwise in the run's "
+                             "log file, <store>.logs/)")
     return parser
 
 
@@ -58,14 +70,15 @@ def settled_run(args: argparse.Namespace) -> int | None:
     """The fast path: the exit code of a run with nothing to do (its summary printed), or None
     when the flow must run. Raises what the flow would raise before writing (a refused config)."""
     started = time.perf_counter()
-    from stag_features.ingest.plan import RunSummary
+    from stag_features.ingest.plan import RunSummary, recorded_failures
     from stag_features.ingest.steps import resolve_producer, settled_plan
 
     entry, producer = resolve_producer(args.catalog, args.dataset, args.config)
     plan = settled_plan(entry, producer)
     if plan is None:
         return None
-    summary = RunSummary(args.dataset, plan.store, plan.decided, plan.bad_rows, time.perf_counter() - started)
+    summary = RunSummary(args.dataset, plan.store, plan.decided, plan.bad_rows, time.perf_counter() - started,
+                         recorded_failures(plan.store))
     print(summary.table())
     print(f"  nothing to compute (config hash {plan.config_hash[:12]}): no flow run started")
     return 0 if summary.count("failed") == 0 else 1
@@ -102,6 +115,42 @@ def drain_prefect_clients(timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         service.drain_all(timeout=timeout_s)
 
 
+def run_log_file(catalog: str, dataset: str) -> Path:
+    """Where Prefect's records of this run go: ``<store>.logs/ingest-<UTC time>.log`` beside the
+    dataset's store."""
+    from schemas.catalog import load_catalog
+
+    store = Path(load_catalog(catalog).get(dataset).store)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return store.with_name(store.name + ".logs") / f"ingest-{stamp}-{os.getpid()}.log"
+
+
+def run_flow(args: argparse.Namespace, progress) -> dict[str, int]:
+    """The flow run: our own Prefect server if none is configured, Prefect's records into the run's
+    log file, the Dask cluster if asked for; progress to ``progress``. Returns the flow's counts."""
+    from stag_cli.prefect_logs import prefect_records_to
+
+    log_file = run_log_file(args.catalog, args.dataset)
+    with ExitStack() as stack:
+        progress.step("starting the Prefect server" if not os.environ.get(API_URL_VARIABLE) else "starting")
+        server = own_server(stack)  # started before the log block: the server keeps its own log
+        stack.enter_context(prefect_records_to(log_file, verbose=args.verbose))
+        # the workers start (and import the pipeline) while this process imports Prefect and plans
+        early = stack.enter_context(EarlyCluster(args.workers)) if args.workers else None
+        from flows.ingest import ingest_dataset, reporting_to, runner_for
+
+        if server is not None:
+            server.wait()
+        runner = runner_for(args.workers, args.dask_address, early=early is not None)
+        flow = ingest_dataset.with_options(task_runner=runner) if runner is not None else ingest_dataset
+        stack.enter_context(reporting_to(progress))
+        counts = flow(catalog=args.catalog, dataset=args.dataset, force=args.force, config_path=args.config)
+    if progress.summary is not None:
+        progress.summary.phase_seconds = {**progress.step_seconds, **progress.summary.phase_seconds}
+        progress.summary.log_file = str(log_file)
+    return counts
+
+
 def ingest_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers is not None and args.workers < 1:
@@ -112,18 +161,12 @@ def ingest_main(argv: list[str] | None = None) -> int:
     try:
         if not args.force and (code := settled_run(args)) is not None:
             return code
-        with ExitStack() as stack:
-            server = own_server(stack)
-            # the workers start (and import the pipeline) while this process imports Prefect and plans
-            early = stack.enter_context(EarlyCluster(args.workers)) if args.workers else None
-            from flows.ingest import ingest_dataset, runner_for
+        from stag_cli.progress import IngestProgress
 
-            if server is not None:
-                server.wait()
-
-            runner = runner_for(args.workers, args.dask_address, early=early is not None)
-            flow = ingest_dataset.with_options(task_runner=runner) if runner is not None else ingest_dataset
-            counts = flow(catalog=args.catalog, dataset=args.dataset, force=args.force, config_path=args.config)
+        with IngestProgress(args.dataset, verbose=args.verbose) as progress:
+            counts = run_flow(args, progress)
+        if progress.summary is not None:
+            print(progress.summary.table())
     except (StoreMismatchError, CatalogError, FileNotFoundError, ValueError) as exc:
         print(f"stag-ingest: error: {exc}", file=sys.stderr)
         return 2

@@ -64,7 +64,7 @@ def test_rerun_of_a_complete_store_takes_the_fast_path(demo_copy):
     before = _fingerprint(store)
     result, out, _err = _cli("--catalog", str(catalog), "--dataset", "demo", "--workers", "2")
     assert result == {"code": 0, "heavy_imports": []}  # no Prefect, no Dask cluster, no OpenCV
-    assert "ok      0   skipped     10   failed      0" in out and "no flow run started" in out
+    assert "computed            0" in out and "reused             10" in out and "no flow run started" in out
     assert _fingerprint(store) == before  # byte for byte
 
 
@@ -164,7 +164,7 @@ def test_thread_and_lock_settings_reuse_the_store(demo_copy):
     before = _fingerprint(store)
     result, out, _err = _cli("--catalog", str(catalog), "--dataset", "demo")
     assert result == {"code": 0, "heavy_imports": []}
-    assert "skipped     10" in out and "no flow run started" in out
+    assert "reused             10" in out and "no flow run started" in out
     assert _fingerprint(store) == before
 
 
@@ -244,7 +244,9 @@ def test_bad_sheet_rows_settle_and_the_fast_path_reports_like_the_flow(tiny_demo
     result, out, _err = _cli(*args)
     assert result["heavy_imports"] == [] and "no flow run started" in out
     assert result["code"] == (0 if flow_rerun["failed"] == 0 else 1)
-    expected = (f"ok {flow_rerun['ok']:>6}   skipped {flow_rerun['skipped']:>6}   failed {flow_rerun['failed']:>6}"
-                f"   bad sheet rows {flow_rerun['bad_rows']:>4}")
-    assert expected in out, out
+    counts = {"computed": flow_rerun["ok"], "reused": flow_rerun["skipped"], "bad sheet rows": flow_rerun["bad_rows"]}
+    for name, value in counts.items():
+        assert f"  {name:<15}{value:>6}" in out, out
+    assert "s10" in out or "sheet:" in out, out  # the bad rows listed with their reasons
+    assert f"stag store failures {store}" in out, out
     assert _fingerprint(store) == before

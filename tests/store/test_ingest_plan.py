@@ -62,5 +62,5 @@ def test_summary_counts_and_stage_times():
     ], bad_rows=1, wall_seconds=3.0)
     assert (summary.count("ok"), summary.count("skipped"), summary.count("failed")) == (2, 1, 1)
     assert summary.stage_seconds() == {"tvl1": 3.0, "align": 1.0}
-    assert "FAILED d [face] no face" in summary.table()
-    assert "| 2 | 1 | 1 | 1 |" in summary.markdown()
+    assert "d [face] no face" in summary.table() and "stag store failures s.zarr" in summary.table()
+    assert "| 2 | 1 | 1 | 0 | 1 |" in summary.markdown()  # computed, reused, failed, failed earlier, bad rows
