@@ -3,10 +3,13 @@
     stag-fit --store casme2.zarr [--store samm.zarr] --protocol loso --scheme casme2-5 \\
              [--model stag|ststnet] [--device auto|cpu|cuda] [--epochs N] [--seeds 1,2,3] [--out runs/NAME]
 
-Prints one line per fold, then the metric table; writes the outputs listed in
-stag_model/report.py into --out. Every default comes from
-schemas/model_config.py; ``--model-config`` / ``--train-config`` take a JSON
-file of overrides (e.g. ``{"cross_attention": false}`` for an ablation).
+Shows a progress bar over every fold's epochs (seed, fold i/n, epoch, training loss and
+accuracy; ``stag_cli.progress.FitProgress``) with one line per finished fold above it, then the
+metric table; writes the outputs listed in stag_model/report.py into --out, and each fold's
+training curves as TensorBoard event files in ``--out``/tensorboard while it trains
+(``tensorboard --logdir runs/``). ``--quiet``: only the metric table. Every default comes from
+schemas/model_config.py; ``--model-config`` / ``--train-config`` take a JSON file of overrides
+(e.g. ``{"cross_attention": false}`` for an ablation).
 """
 from __future__ import annotations
 
@@ -25,8 +28,9 @@ from stag_cli.parsing import OneLineParser
 from stag_model.allocator import keep_freed_memory
 from stag_model.data import make_source, open_samples
 from stag_model.protocols import SUBJECT_INDEPENDENT, make_folds
-from stag_model.report import write_run
+from stag_model.report import seed_spread, write_run
 from stag_model.train import resolve_device, run_protocol
+from stag_model.training_log import EVENTS_FOLDER, TrainingLog
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -71,7 +75,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", required=True, help="class scheme name in the store(s)")
     p.add_argument("--model", choices=["stag", "ststnet"], default="stag")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--epochs", type=int, help=f"fixed epochs per fold (default {TrainConfig().epochs})")
+    p.add_argument("--epochs", type=int, help=f"fixed epochs per fold (default {TrainConfig().epochs}; the README's "
+                                              "composite command gives the epochs of each recorded result)")
     p.add_argument("--seeds", type=_seeds, default=(1,), help="comma-separated, e.g. 1,2,3")
     p.add_argument("--folds", type=_folds, default=5, help="k for groupkfold / stratified (at least 2)")
     p.add_argument("--validation", choices=["none", "inner_subjects"], help="model selection (default: none, fixed epochs)")
@@ -87,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
                                             "<scheme>-<UTC time>)")
     p.add_argument("--overwrite", action="store_true", help="replace the content of a non-empty --out folder")
     p.add_argument("--no-checkpoints", action="store_true", help="do not save fold checkpoints")
-    p.add_argument("--quiet", action="store_true", help="no per-fold lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-fold lines")
     return p
 
 
@@ -157,8 +162,7 @@ def fit(args: argparse.Namespace, configs: dict, argv: list[str] | None) -> int:
           f"{len(samples.class_names)} classes {list(samples.class_names)} | {args.protocol}: {len(folds)} folds | "
           f"{type(source).__name__} on {device} | seeds {list(train.seeds)} x {train.epochs} epochs{dependent}")
     started = time.perf_counter()
-    log = (lambda _: None) if args.quiet else (lambda m: print(m, flush=True))
-    results, path = run_protocol(samples, source, folds, configs, device, log=log)
+    results, path = _train(args, samples, source, folds, configs, device, out)
     run_info = {"stores": [str(p) for p in samples.paths], "protocol": args.protocol, "scheme": args.scheme,
                 "device": str(device), "training": path, "argv": sys.argv[1:] if argv is None else argv,
                 **{k: v.model_dump(mode="json") for k, v in configs.items()}}
@@ -167,9 +171,24 @@ def fit(args: argparse.Namespace, configs: dict, argv: list[str] | None) -> int:
     print(f"\n{'metric':<10} {'mean':>7} {'std':>7}   per seed")
     for key in ("uf1", "uar", "accuracy"):
         values = " ".join(f"{v:.3f}" for v in s[key]["values"])
-        print(f"{key.upper():<10} {s[key]['mean']:7.3f} {s[key]['std']:7.3f}   {values}")
-    print(f"{time.perf_counter() - started:.0f} s total, {metrics['seconds_per_epoch']:.2f} s per epoch; outputs in {out}")
+        print(f"{key.upper():<10} {s[key]['mean']:7.3f} {seed_spread(s[key]):>7}   {values}")
+    print(f"{time.perf_counter() - started:.0f} s total, {metrics['seconds_per_epoch']:.2f} s per epoch; outputs in {out} "
+          f"(report.md; training curves: tensorboard --logdir {out / EVENTS_FOLDER})")
     return 0
+
+
+def _train(args: argparse.Namespace, samples, source, folds, configs: dict, device: torch.device, out: Path):
+    """``run_protocol`` with the progress bar (unless ``--quiet``) and the run's TensorBoard files."""
+    train = configs["train"]
+    if args.quiet:
+        with TrainingLog(out / EVENTS_FOLDER) as monitor:
+            return run_protocol(samples, source, folds, configs, device, log=lambda _: None, monitor=monitor)
+    from stag_cli.progress import FitProgress
+
+    total = len(folds) * len(train.seeds) * train.epochs
+    with FitProgress(f"{train.model} {args.protocol}", total) as progress, \
+            TrainingLog(out / EVENTS_FOLDER, listener=progress) as monitor:
+        return run_protocol(samples, source, folds, configs, device, log=progress.line, monitor=monitor)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from stag_model.data import CHANNEL_AXIS, InMemorySource, Normaliser, StoreSampl
 from stag_model.model import StagBatch
 from stag_model.protocols import Fold, GuardedLabels, au_cooccurrence_prior, class_weights
 from stag_model.streaming import split_batches
+from stag_model.training_log import EpochRecord, TrainingLog
 
 # -- batch norm over the valid samples of a padded batch ----------------------------------------
 _VALID = threading.local()
@@ -136,6 +137,7 @@ class Member:
     state: dict[str, torch.Tensor]  # initial parameters and buffers (class weights and AU prior set)
     steps: int = 0  # optimiser steps taken (the learning-rate schedule's clock)
     losses: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)  # per epoch, on the augmented training inputs
 
 
 def _member(samples: StoreSamples, source: InMemorySource, fold: Fold, seed: int, configs: dict,
@@ -262,8 +264,9 @@ _TRACKED = ("running_mean", "running_var", "num_batches_tracked")  # buffers a t
 
 
 def _train_group(model: nn.Module, members: list[Member], source: InMemorySource, configs: dict,
-                 device: torch.device, log: Callable[[str], None]) -> None:
-    """Train ``members`` together; their ``state`` ends as the trained parameters and buffers.
+                 device: torch.device, log: Callable[[str], None], monitor: TrainingLog) -> None:
+    """Train ``members`` together; their ``state`` ends as the trained parameters and buffers;
+    each epoch's training loss and accuracy of each member go to ``monitor``.
 
     The parameters of each member are one flat vector (M, P), viewed as the model's named tensors
     inside the vmapped function, so that clipping and AdamW are a few operations on (M, P)."""
@@ -284,14 +287,15 @@ def _train_group(model: nn.Module, members: list[Member], source: InMemorySource
         params = {n: piece.view(shape) for (n, shape, _), piece in zip(named, vector.split([k for *_, k in named]))}
         batch = StagBatch(**fields, edge_index=edge_index, roi_ids=roi_ids)
         with valid_samples(valid):
-            _, loss = functional_call(model, (params, b), (batch, targets), {"valid": valid})
-        return loss
+            logits, loss = functional_call(model, (params, b), (batch, targets), {"valid": valid})
+        return loss, ((logits.argmax(-1) == targets) & valid).sum()  # (), () : the loss, correct samples
 
     batched_loss = vmap(member_loss, randomness="different")
     model.train()
     for epoch in range(train.epochs):
         batches = [split_batches(m.orders[epoch], train.batch_size) for m in members]
         totals, counts = np.zeros(len(members)), np.zeros(len(members), dtype=np.int64)
+        correct = torch.zeros(len(members), dtype=torch.long, device=device)  # (M,), summed on the device
         for index in range(max(len(b) for b in batches)):
             step = _step_batch(members, [b[index] if index < len(b) else np.empty(0, np.int64) for b in batches], data)
             if not step.active.any():
@@ -299,9 +303,10 @@ def _train_group(model: nn.Module, members: list[Member], source: InMemorySource
             fields = _inputs(source, members, step, data, device)
             before = {n: buffers[n].clone() for n in tracked}
             with _bfloat16(device, train.amp):
-                losses = batched_loss(flat, buffers, fields, torch.as_tensor(step.targets, device=device),
-                                      torch.as_tensor(step.valid, device=device))  # (M,)
+                losses, hits = batched_loss(flat, buffers, fields, torch.as_tensor(step.targets, device=device),
+                                            torch.as_tensor(step.valid, device=device))  # (M,), (M,)
             (grad,) = torch.autograd.grad(losses.sum(), [flat])
+            correct += torch.where(torch.as_tensor(step.active, device=device), hits, 0)
             _clip(grad, train.grad_clip)
             for i, m in enumerate(members):
                 m.steps += int(step.active[i])
@@ -315,10 +320,12 @@ def _train_group(model: nn.Module, members: list[Member], source: InMemorySource
             sizes = step.valid.sum(1)
             totals += np.where(step.active, losses.detach().cpu().numpy() * sizes, 0.0)
             counts += np.where(step.active, sizes, 0)
+        hit_counts = correct.cpu().numpy()
         for i, m in enumerate(members):
             m.losses.append(totals[i] / max(counts[i], 1))
-        log(f"  {len(members)} folds together: epoch {epoch + 1}/{train.epochs} mean loss "
-            f"{np.mean([m.losses[-1] for m in members]):.4f}")
+            m.accuracy.append(hit_counts[i] / max(counts[i], 1))
+            monitor.epoch(EpochRecord(m.seed, m.fold.name, epoch + 1, train.epochs,
+                                      {"train/loss": m.losses[-1], "train/accuracy": m.accuracy[-1]}))
     pieces = flat.detach().split([k for *_, k in named], dim=1)
     for i, m in enumerate(members):
         m.state = {**{n: piece[i].view(shape) for (n, shape, _), piece in zip(named, pieces)},
@@ -327,20 +334,23 @@ def _train_group(model: nn.Module, members: list[Member], source: InMemorySource
 
 def run_parallel(samples: StoreSamples, source: InMemorySource, folds: list[Fold], configs: dict,
                  seeds: tuple[int, ...], device: torch.device, log: Callable[[str], None] = print,
-                 on_fold: Callable | None = None) -> dict[int, list]:
+                 on_fold: Callable | None = None, monitor: TrainingLog | None = None) -> dict[int, list]:
     """Every fold of every seed trained together, ``TrainConfig.parallel_members`` at a time (0: all);
-    returns {seed: [FoldResult per fold]} like ``stag_model.train.run_folds`` for each seed."""
+    returns {seed: [FoldResult per fold]} like ``stag_model.train.run_folds`` for each seed.
+    ``monitor`` hears every member's epochs; ``log`` gets one line per fold."""
     from stag_model.train import FoldResult, build_model, fold_result
 
     train: TrainConfig = configs["train"]
     started = time.perf_counter()
+    monitor = monitor or TrainingLog()
     pairs = [(seed, fold) for seed in seeds for fold in folds]
+    index = {fold.name: i for i, fold in enumerate(folds, 1)}  # "fold i/n" as the fold-by-fold loop says
     group = train.parallel_members or len(pairs)
     template = vectorisable(build_model(train, configs["model"], configs["ststnet"], samples)).to(device)
     results: dict[int, list] = {seed: [] for seed in seeds}
     for first in range(0, len(pairs), group):
         members = [_member(samples, source, fold, seed, configs, device) for seed, fold in pairs[first:first + group]]
-        _train_group(template, members, source, configs, device, log)
+        _train_group(template, members, source, configs, device, log, monitor)
         seconds = (time.perf_counter() - started) / (first + len(members))  # per member so far
         for m in members:
             model = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
@@ -351,9 +361,12 @@ def run_parallel(samples: StoreSamples, source: InMemorySource, folds: list[Fold
             result: FoldResult = fold_result(model, samples, source, m.fold, m.normaliser, configs, m.seed,
                                              device, m.losses, [], train.epochs)
             result.seconds = seconds
+            result.train_accuracy = m.accuracy
+            monitor.fold_done(m.seed, m.fold.name)
             results[m.seed].append(result)
             correct = int((result.probabilities.argmax(1) == samples.labels[m.fold.test]).sum())
-            log(f"seed {m.seed} fold {m.fold.name}: train {len(m.fold.train)} test {len(m.fold.test)} "
+            log(f"seed {m.seed} fold {index[m.fold.name]}/{len(folds)} {m.fold.name}: train {len(m.fold.train)} "
+                f"test {len(m.fold.test)} "
                 f"correct {correct}/{len(m.fold.test)} (loss {m.losses[-1]:.3f})")
             if on_fold:
                 on_fold(result)

@@ -29,6 +29,27 @@ from stag_model.data import Normaliser, StoreSamples
 from stag_model.metrics import classification_metrics
 from stag_model.model import Stag, StagBatch
 from stag_model.protocols import Fold, GuardedLabels, au_cooccurrence_prior, class_weights, inner_validation_split
+from stag_model.training_log import EpochRecord, TrainingLog
+
+
+@dataclass
+class EpochCurves:
+    """A fold's figures per epoch, as ``_train_model`` records them."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    validation_uf1: list[float] = field(default_factory=list)
+    validation_accuracy: list[float] = field(default_factory=list)
+
+    def last(self) -> dict[str, float]:
+        """The latest epoch's figures by TensorBoard tag (``stag_model.training_log``)."""
+        tags = {"train/loss": self.train_loss, "train/accuracy": self.train_accuracy,
+                "validation/uf1": self.validation_uf1, "validation/accuracy": self.validation_accuracy}
+        return {tag: values[-1] for tag, values in tags.items() if values}
+
+
+def _no_record(_record: EpochRecord) -> None:
+    """The default ``on_epoch``: epochs are not reported."""
 
 
 @dataclass
@@ -41,6 +62,8 @@ class FoldResult:
     metadata: dict  # plain python: configs, names, normaliser, epochs (a torch.load(weights_only=True)-safe checkpoint)
     train_loss: list[float] = field(default_factory=list)
     validation_uf1: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)  # per epoch, on the augmented training inputs
+    validation_accuracy: list[float] = field(default_factory=list)
     attention: dict[str, list[float]] = field(default_factory=dict)  # STAG: mean ROI / edge / frame attention on the test fold
     seconds: float = 0.0
 
@@ -146,10 +169,11 @@ def mean_attention(model: nn.Module, source, normaliser: Normaliser | None, posi
 
 def _train_model(model: nn.Module, source, normaliser: Normaliser | None, fold: Fold, labels: GuardedLabels,
                  configs: dict, seed: int, orders: list[np.ndarray], device: torch.device,
-                 log: Callable[[str], None]) -> tuple[list[float], list[float], int]:
+                 on_epoch: Callable[[EpochRecord], None], run_seed: int) -> tuple[EpochCurves, int]:
     """Train one model on ``fold.train`` (in place), epoch e in ``orders[e]``. Returns the training
-    loss and validation UF1 per epoch and the epoch kept (the best on the inner validation split
-    when there is one, else the last)."""
+    loss and accuracy (and the validation UF1 and accuracy) per epoch, each also sent to ``on_epoch``
+    as it is known (tagged with ``run_seed``), and the epoch kept (the best on the inner validation
+    split when there is one, else the last)."""
     train: TrainConfig = configs["train"]
     data: DataConfig = configs["data"]
     n_classes = model.class_weights.numel()
@@ -163,11 +187,12 @@ def _train_model(model: nn.Module, source, normaliser: Normaliser | None, fold: 
     generator = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)  # flips, shifts and mixup partners
     mixing = np.random.default_rng(seed)  # mixup weights
     label_of = dict(zip(fold.train.tolist(), labels[fold.train].tolist()))
-    losses, validation_uf1 = [], []
+    curves = EpochCurves()
     best = (-1.0, None, train.epochs)
     for epoch in range(train.epochs):
         model.train()
         total, count = 0.0, 0
+        correct = torch.zeros((), dtype=torch.long, device=device)  # summed on the device: no sync per step
         upcoming = orders[epoch + 1] if epoch + 1 < train.epochs else None
         for pos, batch in source.batches(orders[epoch], train.batch_size, upcoming=upcoming):
             if len(pos) < 2:  # BatchNorm cannot train on one sample
@@ -186,7 +211,7 @@ def _train_model(model: nn.Module, source, normaliser: Normaliser | None, fold: 
                     loss = weight * model.criterion(logits, targets) + (1 - weight) * model.criterion(
                         logits, targets[partner])
                 else:
-                    _, loss = model(batch, targets)
+                    logits, loss = model(batch, targets)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimiser)
@@ -194,25 +219,30 @@ def _train_model(model: nn.Module, source, normaliser: Normaliser | None, fold: 
             scaler.step(optimiser)
             scaler.update()
             schedule.step()
+            correct += (logits.detach().argmax(-1) == targets).sum()
             total, count = total + loss.item() * len(pos), count + len(pos)
-        losses.append(total / max(count, 1))
+        curves.train_loss.append(total / max(count, 1))
+        curves.train_accuracy.append(correct.item() / max(count, 1))
         if len(fold.validation):
             probs = predict(model, source, normaliser, fold.validation, train.batch_size, device, train.amp,
                             train.test_time_flip)
-            validation_uf1.append(classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)["uf1"])
-            if validation_uf1[-1] > best[0]:
-                best = (validation_uf1[-1], copy.deepcopy(model.state_dict()), epoch + 1)
-        log(f"  fold {fold.name} epoch {epoch + 1}/{train.epochs} loss {losses[-1]:.4f}"
-            + (f" val UF1 {validation_uf1[-1]:.3f}" if validation_uf1 else ""))
+            scores = classification_metrics(labels[fold.validation], probs.argmax(1), n_classes)
+            curves.validation_uf1.append(scores["uf1"])
+            curves.validation_accuracy.append(scores["accuracy"])
+            if curves.validation_uf1[-1] > best[0]:
+                best = (curves.validation_uf1[-1], copy.deepcopy(model.state_dict()), epoch + 1)
+        on_epoch(EpochRecord(run_seed, fold.name, epoch + 1, train.epochs, curves.last()))
     if best[1] is not None:
         model.load_state_dict(best[1])
-    return losses, validation_uf1, best[2]
+    return curves, best[2]
 
 
 def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, configs: dict, seed: int,
-             device: torch.device, log: Callable[[str], None] = lambda _: None, dense_gat: bool = False) -> FoldResult:
+             device: torch.device, on_epoch: Callable[[EpochRecord], None] = _no_record,
+             dense_gat: bool = False) -> FoldResult:
     """Train on ``fold.train`` and predict ``fold.test``. ``configs`` holds
-    train/model/ststnet/data configs. ``labels`` must refuse test positions. ``dense_gat`` runs STAG's
+    train/model/ststnet/data configs. ``labels`` must refuse test positions. ``on_epoch`` hears each
+    epoch's training (and validation) figures, never a test-fold one. ``dense_gat`` runs STAG's
     E-GAT in its dense form (the same function as torch-geometric's, faster on a CPU)."""
     train: TrainConfig = configs["train"]
     data: DataConfig = configs["data"]
@@ -237,10 +267,11 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
         model.gat.dense = True
     model.set_class_weights(alpha)  # copied into the model's buffer
     model.set_au_prior(prior)
-    losses, validation_uf1, epochs_kept = _train_model(model, source, normaliser, fold, labels, configs, s, orders,
-                                                       device, log)
-    result = fold_result(model, samples, source, fold, normaliser, configs, seed, device, losses, validation_uf1,
-                         epochs_kept)
+    curves, epochs_kept = _train_model(model, source, normaliser, fold, labels, configs, s, orders, device,
+                                       on_epoch, seed)
+    result = fold_result(model, samples, source, fold, normaliser, configs, seed, device, curves.train_loss,
+                         curves.validation_uf1, epochs_kept)
+    result.train_accuracy, result.validation_accuracy = curves.train_accuracy, curves.validation_accuracy
     result.seconds = time.perf_counter() - started
     return result
 
@@ -269,13 +300,17 @@ def fold_result(model: nn.Module, samples: StoreSamples, source, fold: Fold, nor
 
 
 def run_folds(samples: StoreSamples, source, folds: list[Fold], configs: dict, seed: int, device: torch.device,
-              log: Callable[[str], None] = print, on_fold: Callable[[FoldResult], None] | None = None
-              ) -> list[FoldResult]:
-    """Every fold for one seed; ``on_fold`` receives each result as it finishes."""
+              log: Callable[[str], None] = print, on_fold: Callable[[FoldResult], None] | None = None,
+              monitor: TrainingLog | None = None) -> list[FoldResult]:
+    """Every fold for one seed; ``on_fold`` receives each result as it finishes, ``monitor`` each
+    epoch's figures (``stag_model.training_log``), ``log`` one line per fold."""
+    monitor = monitor or TrainingLog()
     results = []
     for i, fold in enumerate(folds):
         guarded = GuardedLabels(samples.labels, fold.train, fold.name)
-        result = fit_fold(samples, source, fold, guarded, configs, seed, device, log=lambda _: None)
+        monitor.fold_started(seed, fold.name, i + 1, len(folds))
+        result = fit_fold(samples, source, fold, guarded, configs, seed, device, on_epoch=monitor.epoch)
+        monitor.fold_done(seed, fold.name)
         correct = int((result.probabilities.argmax(1) == samples.labels[fold.test]).sum())
         log(f"seed {seed} fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)} test {len(fold.test)} "
             f"correct {correct}/{len(fold.test)} ({result.seconds:.1f} s, loss {result.train_loss[-1]:.3f})")
@@ -302,11 +337,13 @@ def parallel_mode(train: TrainConfig, source, device: torch.device) -> tuple[str
 
 
 def run_protocol(samples: StoreSamples, source, folds: list[Fold], configs: dict, device: torch.device,
-                 log: Callable[[str], None] = print) -> tuple[dict[int, list[FoldResult]], str]:
+                 log: Callable[[str], None] = print, monitor: TrainingLog | None = None
+                 ) -> tuple[dict[int, list[FoldResult]], str]:
     """Every fold of every seed of ``configs["train"].seeds``, trained as ``TrainConfig.parallel`` says
     (``parallel_mode``): all together under vmap (``stag_model.fold_parallel``), one fold per CPU core
     (``stag_model.fold_processes``), or one after another here (``run_folds``, the reference).
-    Returns {seed: results} and a description of the path taken."""
+    ``monitor`` hears every epoch of every fold whichever the path. Returns {seed: results} and a
+    description of the path taken."""
     from stag_model.fold_parallel import run_parallel
     from stag_model.fold_processes import run_in_processes
 
@@ -315,11 +352,13 @@ def run_protocol(samples: StoreSamples, source, folds: list[Fold], configs: dict
     if why:
         log(f"training fold by fold: {why}")
     if mode == "vmap":
-        return run_parallel(samples, source, folds, configs, train.seeds, device, log), "vmap: all folds together"
+        return (run_parallel(samples, source, folds, configs, train.seeds, device, log, monitor=monitor),
+                "vmap: all folds together")
     if mode == "processes":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         count = min(train.processes or cores, len(folds) * len(train.seeds))
-        return (run_in_processes(samples, folds, configs, train.seeds, count, log),
+        return (run_in_processes(samples, folds, configs, train.seeds, count, log, monitor=monitor),
                 f"processes: one fold per worker, {count} at a time")
-    results = {seed: run_folds(samples, source, folds, configs, seed, device, log) for seed in train.seeds}
+    results = {seed: run_folds(samples, source, folds, configs, seed, device, log, monitor=monitor)
+               for seed in train.seeds}
     return results, "fold by fold" + (f" ({why})" if why else "")
