@@ -1,11 +1,13 @@
 """``stag inspect``: figures for people.
 
     stag inspect face IMAGE_OR_CLIP [--out PNG] [--onset N] [--frames N] [--config YAML]
-        the aligned onset frame with its 68 landmarks and labelled ROI boxes;
-        a clip (video file or folder of numbered frames) is also checked for
-        the face on ``--frames`` frames from the onset, with residual head motion.
+        the aligned onset frame with its 68 landmarks and numbered ROI boxes (names in a key),
+        titled with the file and the onset frame; a clip (video file or folder of numbered
+        frames) is also checked for the face on ``--frames`` frames from the onset, and its
+        residual head motion is plotted beside the face.
     stag inspect sample STORE ID [--out PNG]
-        one stored sample (drawn by stag_features.figures.sample_figure.render_sample).
+        one stored sample (drawn by stag_features.figures.sample_figure.render_sample); ID is
+        <subject>/<clip>, e.g. s01/s01_happiness_1 in the demo store.
 """
 from __future__ import annotations
 
@@ -48,7 +50,8 @@ def register(subparsers) -> None:
     """Add ``inspect face`` and ``inspect sample`` to the ``stag`` command."""
     parser = subparsers.add_parser("inspect", help="figures: the aligned face with ROIs, or a stored sample")
     commands = parser.add_subparsers(dest="inspect_command", required=True)
-    face = commands.add_parser("face", help="aligned onset frame with 68 landmarks and labelled ROI boxes")
+    face = commands.add_parser("face", help="aligned onset frame with 68 landmarks, numbered ROI boxes and, for a "
+                                            "clip, the residual head motion")
     face.add_argument("path", metavar="IMAGE_OR_CLIP", help="an image, a video file, or a folder of numbered frames")
     face.add_argument("--out", help="PNG to write (default: <name>_face.png here)")
     face.add_argument("--onset", type=int, default=0, help="position of the onset frame in a clip (default 0)")
@@ -57,6 +60,8 @@ def register(subparsers) -> None:
     face.set_defaults(handler=_face_command)
     sample = commands.add_parser("sample", help="figure of one stored sample")
     sample.add_argument("store", metavar="STORE", help="path of a stag Zarr store")
-    sample.add_argument("sample_id", metavar="ID", help="sample id, e.g. casme2/sub01/EP02_01f")
+    sample.add_argument("sample_id", metavar="ID",
+                        help="sample id <subject>/<clip> as the store names it (stag store info; e.g. s01/s01_happiness_1 "
+                             "in the demo, sub01/EP02_01f in the MEGC 2019 composite)")
     sample.add_argument("--out", help="PNG to write (default: <ID>.png here)")
     sample.set_defaults(handler=_sample_command)

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.patheffects as effects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from schemas.store_spec import ONSET_FACE, ROI_BOXES  # noqa: E402
 from stag_model.data import StoreSamples  # noqa: E402
@@ -67,6 +68,7 @@ def curves_png(results: dict, title: str, path: Path) -> bool:
         ax.plot(range(1, width + 1), np.mean([v[:width] for v in series], 0), color="tab:blue", lw=2.2,
                 label=f"mean of {len(series)} folds")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -1,19 +1,25 @@
 """The face figure of ``stag inspect face``: the aligned onset frame of an image or clip with its
-68 landmarks and labelled ROI boxes, and a summary of the clip (frames without the face,
-undecodable frames, residual head motion)."""
+68 landmarks and numbered ROI boxes (names in a key under the face), and, for a clip, the
+residual head motion over the frames checked, frames without the face marked; titled with the
+file and the onset frame. Also a summary of the clip (frames without the face, undecodable
+frames, residual head motion)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
+import matplotlib
 
-from schemas.pipeline_config import PipelineConfig
-from schemas.sample_record import FrameSource
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from schemas.pipeline_config import PipelineConfig  # noqa: E402
+from schemas.sample_record import FrameSource  # noqa: E402
+from stag_features.figures.drawing import draw_rois  # noqa: E402
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"})
-FIGURE_SCALE = 3  # the 224 px crop is drawn 3x larger so labels stay legible
-ROI_COLOURS = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0), (204, 121, 167))
+FIGURE_SIZE = (11.0, 6.2)  # inches: the face and its ROI key, the head-motion plot
+DPI = 120
 
 
 def _load_clip(path: Path, onset: int, n_frames: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -28,16 +34,34 @@ def _load_clip(path: Path, onset: int, n_frames: int) -> tuple[np.ndarray, np.nd
     return batch.frames, batch.positions, batch.undecodable
 
 
-def draw_face_figure(crop: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray, names: list[str]) -> np.ndarray:
-    """BGR figure: the grey crop enlarged, landmarks as dots, ROI boxes with their names."""
-    figure = cv2.cvtColor(cv2.resize(crop, None, fx=FIGURE_SCALE, fy=FIGURE_SCALE, interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
-    for r, (box, name) in enumerate(zip(boxes, names)):
-        colour = ROI_COLOURS[r % len(ROI_COLOURS)]
-        x0, y0, x1, y1 = (int(round(v * FIGURE_SCALE)) for v in box)
-        cv2.rectangle(figure, (x0, y0), (x1, y1), colour, 1, cv2.LINE_AA)
-        cv2.putText(figure, name, (x0 + 2, max(y0 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
-    for x, y in landmarks * FIGURE_SCALE:
-        cv2.circle(figure, (int(round(x)), int(round(y))), 2, (0, 0, 255), -1, cv2.LINE_AA)
+def draw_face_figure(crop: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray, names: list[str], title: str,
+                     positions: np.ndarray, head_motion: np.ndarray, missing: list[int]):
+    """The figure (matplotlib): the grey crop with landmarks (red dots) and numbered ROI boxes, and
+    the residual head motion (px at crop size) at each frame position, frames without the face
+    marked; a single image gets a note instead of the plot."""
+    figure, (face_ax, motion_ax) = plt.subplots(1, 2, figsize=FIGURE_SIZE, layout="constrained",
+                                                gridspec_kw={"width_ratios": [1, 1.1]})
+    face_ax.imshow(crop, cmap="gray", vmin=0, vmax=255)
+    face_ax.scatter(landmarks[:, 0], landmarks[:, 1], s=6, c="red", zorder=3)
+    draw_rois(face_ax, boxes, names)
+    face_ax.set_title(f"aligned onset frame: 68 landmarks, {len(names)} ROIs", fontsize=9)
+    face_ax.set_xticks([])
+    face_ax.set_yticks([])
+    if len(positions) > 1:
+        shown = np.where(np.isin(positions, missing), np.nan, head_motion)  # not measured where no face was found
+        motion_ax.plot(positions, shown, marker="o", ms=3, color="tab:blue")
+        if missing:
+            motion_ax.scatter(missing, np.zeros(len(missing)), marker="x", color="tab:red", zorder=3,
+                              label="no face found (motion not measured)")
+            motion_ax.legend(fontsize=7)
+        motion_ax.set_xlabel("frame position in the clip")
+        motion_ax.set_ylabel("residual head motion after alignment (px)")
+        motion_ax.set_title("head motion left after alignment, relative to the onset", fontsize=9)
+        motion_ax.grid(alpha=0.3)
+    else:
+        motion_ax.text(0.5, 0.5, "a single image: no head motion to plot", ha="center", va="center")
+        motion_ax.axis("off")
+    figure.suptitle(title)
     return figure
 
 
@@ -55,14 +79,22 @@ def inspect_face(path: Path, out: Path, config: PipelineConfig, onset: int = 0, 
     aligned = align_clip(frames, config, backend, onset=0, sample=str(path), positions=positions)
     names = roi_names(config.rois)
     boxes = roi_boxes(aligned.landmarks_onset, config.rois, config.align.crop_size)
+    missing = [int(positions[t]) for t in aligned.missing_face]
+    title = f"{path.name}: onset frame at position {int(positions[0])} (landmarks: {backend.name})"
+    figure = draw_face_figure(aligned.crops[0], aligned.landmarks_onset, boxes, names, title, positions,
+                              np.asarray(aligned.head_motion, np.float64), missing)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), draw_face_figure(aligned.crops[0], aligned.landmarks_onset, boxes, names)):
-        raise ValueError(f"could not write the figure to {out} (is the suffix an image format?)")
+    try:
+        figure.savefig(out, dpi=DPI, bbox_inches="tight")  # the ROI key under the face included
+    except ValueError as exc:  # an unknown suffix
+        raise ValueError(f"could not write the figure to {out}: {exc}") from None
+    finally:
+        plt.close(figure)
     return {
         "frames": len(frames),
         "undecodable": undecodable,
-        "missing_face": [int(positions[t]) for t in aligned.missing_face],
-        "head_motion_max": float(aligned.head_motion.max()),
+        "missing_face": missing,
+        "head_motion_max": float(np.nanmax(np.where(np.isin(positions, missing), np.nan, aligned.head_motion))),
         "iod": inter_ocular_distance(aligned.landmarks_onset, config.rois),
         "rois": len(names),
         "backend": backend.name,

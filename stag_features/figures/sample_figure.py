@@ -1,18 +1,24 @@
-"""One committed sample as a PNG: aligned face with ROI boxes, flow as a colour
-wheel, AU activations as bars (``stag inspect sample STORE ID`` calls this).
+"""One committed sample as a PNG: its face with ROI boxes, flow as a colour wheel, AU cues as bars
+(``stag inspect sample STORE ID`` calls this). The title names the store, the sample, its emotion
+and the frame whose flow is drawn.
 
 Panels, left to right:
-  1. the aligned onset face with its landmarks and ROI boxes;
+  1. the sample's face: the aligned onset face with its landmarks, or, for a store without one
+     (the MEGC 2019 composite), its apex face where the store has an ``apex_face`` array; ROI
+     boxes numbered in outlined text, their names in a key under the panel. Without any face
+     image the boxes are drawn on grey and the panel says so.
   2. the flow onset -> the selected frame that moves most, as colour: hue is
      the direction (red right, then counter-clockwise in image coordinates),
      saturation full, brightness the magnitude up to the ``clip_percentile``
-     of magnitudes (so one outlier does not darken everything); a colour
-     wheel key in the corner;
-  3. the AU activation cue at that frame, bars for every AU; AUs the sheet
-     codes are drawn in a second colour.
+     of magnitudes (so one outlier does not darken everything); the colour-wheel
+     key beside the panel, outside the data.
+  3. the AU activation cue at that frame: one bar per group of AUs the cue cannot tell apart
+     (the same regions moved the same way, e.g. AU5/AU7: one bar named by both); bars of AUs the
+     sheet codes are drawn in a second colour.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import cv2
@@ -22,12 +28,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from stag_features.figures.drawing import au_groups, draw_rois, stored_face  # noqa: E402
 from stag_features.store.query import open_store  # noqa: E402
 
 CLIP_PERCENTILE = 99.0  # brightness saturates at this percentile of flow magnitude
-WHEEL_FRACTION = 0.22  # side of the colour-wheel key as a fraction of the flow image
-FIGURE_SIZE = (13.0, 4.2)  # inches
+WHEEL_SIZE = 101  # pixels of the colour-wheel key
+FIGURE_SIZE = (14.0, 5.6)  # inches
 DPI = 110
+CODED, NOT_CODED = "tab:orange", "tab:blue"
+UNITS_WIDTH = 60  # characters per line of the flow units under the flow panel
 
 
 def flow_to_colour(flow: np.ndarray, clip_percentile: float = CLIP_PERCENTILE, top: float | None = None) -> np.ndarray:
@@ -60,53 +69,80 @@ def render_sample(store_path: str | Path, sample_id: str, out_path: str | Path) 
     """
     ds = open_store(store_path)
     if sample_id not in set(ds["sample"].values):
-        raise KeyError(f"store {store_path} holds no committed sample {sample_id!r}")
+        shown = ", ".join(map(str, ds["sample"].values[:3]))
+        raise KeyError(f"store {store_path} holds no committed sample {sample_id!r} (ids look like {shown})")
     one = ds.sel(sample=sample_id).load()
     flow = one["flow"].values.astype(np.float32)  # (K, 2, H, W)
     strongest = int(np.argmax(np.hypot(flow[:, 0], flow[:, 1]).mean(axis=(1, 2))))
-    figure, (face_ax, flow_ax, au_ax) = plt.subplots(1, 3, figsize=FIGURE_SIZE,
-                                                     gridspec_kw={"width_ratios": [1, 1, 1.5]})
-    _face_panel(face_ax, one)
-    _flow_panel(flow_ax, flow[strongest], int(one["selected_frames"].values[strongest]), str(ds.attrs.get("flow_units")))
-    _au_panel(au_ax, one, strongest)
-    figure.suptitle(f"{ds.attrs.get('dataset')} {sample_id}  emotion: {one['emotion'].item()}")
-    figure.tight_layout()
+    figure, (face_ax, flow_ax, au_ax) = plt.subplots(1, 3, figsize=FIGURE_SIZE, layout="constrained",
+                                                     gridspec_kw={"width_ratios": [1, 1.25, 1.6]})
+    _face_panel(face_ax, one, flow.shape[-2:])
+    frame = _frame_label(one, strongest)
+    _flow_panel(flow_ax, flow[strongest], frame, str(ds.attrs.get("flow_units")))
+    _au_panel(au_ax, one, strongest, ds.attrs.get("pipeline_config"))
+    figure.suptitle(f"store {Path(store_path).name} ({ds.attrs.get('dataset')})   sample {sample_id}   "
+                    f"emotion {one['emotion'].item()}   flow onset -> {frame}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_path, dpi=DPI)
+    figure.savefig(out_path, dpi=DPI, bbox_inches="tight")  # the ROI key under the face included
     plt.close(figure)
     return out_path
 
 
-def _face_panel(ax, one) -> None:
-    face = one["onset_face"].values
-    ax.imshow(face, cmap="gray", vmin=0, vmax=255)
-    landmarks = one["landmarks_onset"].values
-    ax.scatter(landmarks[:, 0], landmarks[:, 1], s=4, c="cyan")
-    for name, (x0, y0, x1, y1) in zip(one["roi"].values, one["roi_boxes"].values):
-        ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="yellow", linewidth=0.8))
-    ax.set_title("aligned onset, landmarks, ROIs")
-    ax.axis("off")
+def _frame_label(one, k: int) -> str:
+    """'frame N' of the k-th selected frame: its number in the clip where the store has frame
+    numbers, else its position among the clip's analysed frames."""
+    position = int(one["selected_frames"].values[k])
+    numbers = one["frame_numbers"].values if "frame_numbers" in one else np.empty(0)
+    if 0 <= position < len(numbers) and numbers[position] > 0:
+        return f"frame {int(numbers[position])}"
+    return f"position {position}"
 
 
-def _flow_panel(ax, flow: np.ndarray, position: int, units: str) -> None:
-    image = flow_to_colour(flow)
-    side = max(8, int(image.shape[0] * WHEEL_FRACTION))
-    image[:side, -side:] = colour_wheel(side)
-    ax.imshow(image)
-    peak = float(np.hypot(flow[0], flow[1]).max())
-    ax.set_title(f"flow onset -> position {position} (max {peak:.2f})")
-    ax.set_xlabel(units, fontsize=7)
+def _face_panel(ax, one, flow_shape: tuple[int, int]) -> None:
+    face, kind = stored_face(one)
+    if face is None:  # a store of flow images without faces: the ROI layout on the flow grid
+        ax.imshow(np.full(flow_shape, 128, np.uint8), cmap="gray", vmin=0, vmax=255)
+        ax.set_title("no face image in this store:\nROIs on the flow grid", fontsize=9)
+        scale = 1.0
+    else:
+        ax.imshow(face, cmap="gray", vmin=0, vmax=255)
+        scale = face.shape[0] / flow_shape[0]  # an apex face may be larger than the flow
+        landmarks = one["landmarks_onset"].values * scale
+        if kind.startswith("aligned") and np.isfinite(landmarks).all() and np.ptp(landmarks) > 0:
+            ax.scatter(landmarks[:, 0], landmarks[:, 1], s=4, c="cyan")
+            kind += ", landmarks"
+        ax.set_title(f"{kind}, ROIs", fontsize=9)
+    draw_rois(ax, one["roi_boxes"].values, [str(n) for n in one["roi"].values], scale=scale)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _au_panel(ax, one, frame: int) -> None:
-    names = list(one["au"].values)
+def _flow_panel(ax, flow: np.ndarray, frame: str, units: str) -> None:
+    ax.imshow(flow_to_colour(flow))
+    peak = float(np.hypot(flow[0], flow[1]).max())
+    ax.set_title(f"flow onset -> {frame} (max {peak:.2f})", fontsize=9)
+    ax.set_xlabel(textwrap.fill(units, UNITS_WIDTH), fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    key = ax.inset_axes((1.03, 0.62, 0.32, 0.32))  # beside the panel: the key covers no data
+    key.imshow(colour_wheel(WHEEL_SIZE))
+    key.set_title("direction\n(brightness: speed)", fontsize=6)
+    key.axis("off")
+
+
+def _au_panel(ax, one, frame: int, pipeline_config: dict | None) -> None:
+    names = [str(n) for n in one["au"].values]
     values = one["au_activation"].values[frame]
     coded = one["au_truth"].values == 1
-    colours = np.where(coded, "tab:orange", "tab:blue")
-    ax.bar(range(len(names)), values, color=colours)
-    ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
-    ax.set_ylabel("flow-derived AU cue")
-    ax.set_title("AU activation (orange: coded in the sheet)")
+    groups = au_groups(names, pipeline_config)
+    heights = [float(np.mean(values[g])) for g in groups]
+    colours = [CODED if coded[g].any() else NOT_CODED for g in groups]
+    ax.bar(range(len(groups)), heights, color=colours)
+    ax.set_xticks(range(len(groups)), ["/".join(names[i] for i in g) for g in groups], rotation=60, fontsize=7,
+                  ha="right", rotation_mode="anchor")
+    ax.set_ylabel("flow-derived AU cue", fontsize=8)
+    shared = [g for g in groups if len(g) > 1]
+    note = "; " + ", ".join("/".join(names[i] for i in g) for g in shared) + ": one cue (same regions, direction)" \
+        if shared else ""
+    ax.set_title(f"AU cue at this frame (orange: coded in the sheet){note}", fontsize=8, wrap=True)
