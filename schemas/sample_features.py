@@ -42,6 +42,9 @@ class SampleFeatures:
     au_truth: np.ndarray  # (A,) int8  1 if the sheet codes the AU, 0 if not, -1 if the sheet says '?'
     edge_weights: np.ndarray  # (K, E) float32  AU-guided dynamic weights of the config's edges
     undecodable_frames: tuple[int, ...] = ()  # frame numbers skipped as undecodable (where the config allows)
+    # optional arrays (schemas.store_spec.OPTIONAL_ARRAYS) by name, for stores whose layout lists them:
+    # source_dataset () str; apex_face (F, F) uint8 at the layout's face_size
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
     # where the time went --------------------------------------------------------
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 

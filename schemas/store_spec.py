@@ -36,6 +36,7 @@ ROI_PATCHES, ROI_STATS, AU_ACTIVATION, EDGE_WEIGHT = "roi_patches", "roi_stats",
 INPUT_HASH, CONFIG_HASH, COMMITTED = "input_hash", "config_hash", "committed"
 UNDECODABLE_FRAMES, CHUNK_DIGEST, DIGESTED_NAME = "undecodable_frames", "chunk_digest", "digested_name"
 FAILURE_STAGE, FAILURE_REASON, FAILURE_TIME = "failure_stage", "failure_reason", "failure_time"
+SOURCE_DATASET, APEX_FACE = "source_dataset", "apex_face"
 ROI_NAME, AU_NAME, SCHEME_NAME, EDGE_INDEX = "roi_name", "au_name", "scheme_name", "edge_index"
 # what a model reads of every sample (float arrays along frame)
 FEATURE_ARRAYS: tuple[str, ...] = (FLOW, STRAIN, ROI_PATCHES, ROI_STATS, AU_ACTIVATION, EDGE_WEIGHT)
@@ -110,6 +111,17 @@ UNDIGESTED: frozenset[str] = frozenset({INPUT_HASH, CONFIG_HASH, FAILURE_STAGE, 
                                         CHUNK_DIGEST, COMMITTED})
 DIGESTED_ARRAYS: tuple[str, ...] = tuple(spec.name for spec in SAMPLE_ARRAYS if spec.name not in UNDIGESTED)
 
+# optional per-sample arrays ----------------------------------------------------
+# present in a store only when its producer writes them: the store's layout lists them
+# (``StoreLayout.extra_arrays``), and they are digested like the arrays above. A store without one
+# keeps working for every reader that does not need it.
+OPTIONAL_ARRAYS: tuple[ArraySpec, ...] = (
+    _a(SOURCE_DATASET, ("sample",), "str", "dataset the clip comes from, in a store that mixes datasets "
+       "(the MEGC 2019 composite: casme2, samm, smic); without the array, the store's dataset"),
+    _a(APEX_FACE, ("sample", "fy", "fx"), "uint8", "aligned grayscale apex face, layout.face_size square"),
+)
+OPTIONAL_BY_NAME = {spec.name: spec for spec in OPTIONAL_ARRAYS}
+
 # group-level arrays ----------------------------------------------------------
 GROUP_ARRAYS: tuple[ArraySpec, ...] = (
     _a(ROI_NAME, ("roi",), "str", "ROI names in order"),
@@ -133,7 +145,7 @@ REQUIRED_ATTRS: tuple[str, ...] = (
     "producer",
 )
 
-ARRAYS_BY_NAME = {spec.name: spec for spec in SAMPLE_ARRAYS + GROUP_ARRAYS}
+ARRAYS_BY_NAME = {spec.name: spec for spec in SAMPLE_ARRAYS + OPTIONAL_ARRAYS + GROUP_ARRAYS}
 
 # sample ids of slots that record an annotation row that could not become a
 # sample start with this prefix; such slots are never committed
@@ -154,6 +166,8 @@ class StoreLayout(BaseModel):
     au_names: tuple[str, ...]
     edges: tuple[tuple[int, int], ...] = Field(description="ROI index pairs, undirected")
     class_schemes: dict[str, tuple[str, ...]] = Field(description="scheme name -> class names, in index order")
+    extra_arrays: tuple[str, ...] = Field((), description="optional per-sample arrays (OPTIONAL_ARRAYS) it holds")
+    face_size: int = Field(0, ge=0, description="side of the stored apex face (fy, fx); 0 without one")
 
     @model_validator(mode="after")
     def _edges_index_rois(self) -> "StoreLayout":
@@ -161,7 +175,20 @@ class StoreLayout(BaseModel):
         bad = [e for e in self.edges if not (0 <= e[0] < n and 0 <= e[1] < n)]
         if bad:
             raise ValueError(f"edges {bad[:3]} index ROIs outside 0..{n - 1}")
+        unknown = [name for name in self.extra_arrays if name not in OPTIONAL_BY_NAME]
+        if unknown:
+            raise ValueError(f"extra_arrays {unknown} are not optional arrays of the spec ({list(OPTIONAL_BY_NAME)})")
+        if APEX_FACE in self.extra_arrays and self.face_size < 1:
+            raise ValueError(f"extra array {APEX_FACE!r} needs face_size >= 1")
         return self
+
+    def sample_arrays(self) -> tuple[ArraySpec, ...]:
+        """Every per-sample array of a store with this layout: the spec's, then its optional ones."""
+        return SAMPLE_ARRAYS + tuple(spec for spec in OPTIONAL_ARRAYS if spec.name in self.extra_arrays)
+
+    def digested_arrays(self) -> tuple[str, ...]:
+        """The per-sample arrays whose chunk digests a committed sample records, in ``chunk_digest``'s order."""
+        return DIGESTED_ARRAYS + tuple(spec.name for spec in OPTIONAL_ARRAYS if spec.name in self.extra_arrays)
 
     def dim_sizes(self) -> dict[str, int]:
         """Size of every non-sample dimension."""
@@ -177,7 +204,9 @@ class StoreLayout(BaseModel):
             "py": self.patch,
             "px": self.patch,
             "edge": len(self.edges),
-            "digested": len(DIGESTED_ARRAYS),
+            "digested": len(self.digested_arrays()),
+            "fy": self.face_size,
+            "fx": self.face_size,
         }
 
     def shape(self, spec: ArraySpec) -> tuple[int, ...]:

@@ -64,6 +64,16 @@ def comparable(recorded: dict, current: dict) -> tuple[dict, dict]:
     return with_added_defaults(without_execution(recorded), current, config_defaults()), current
 
 
+def recorded_layout(attrs: dict) -> dict:
+    """A store's recorded layout with the fields added since at their defaults (as JSON), or as
+    recorded where it is not a valid layout (then it differs from every identity's)."""
+    recorded = attrs.get("layout", {})
+    try:
+        return StoreLayout.model_validate(recorded).model_dump(mode="json")
+    except ValueError:
+        return recorded
+
+
 def mismatch(attrs: dict, identity: StoreIdentity) -> str | None:
     """What differs between a store's recorded attributes and ``identity`` (None if nothing does)."""
     if attrs.get("schema_version") != SCHEMA_VERSION:
@@ -74,8 +84,9 @@ def mismatch(attrs: dict, identity: StoreIdentity) -> str | None:
         diffs = config_diff(*comparable(attrs.get("pipeline_config", {}), identity.config)) or ["(hash only)"]
         shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
         return f"another pipeline config (hash {str(attrs.get('config_hash'))[:12]}, this run {identity.config_hash[:12]}): {shown}"
-    if attrs.get("layout") != identity.layout.model_dump(mode="json"):
-        diffs = config_diff(attrs.get("layout", {}), identity.layout.model_dump(mode="json"))
+    recorded = recorded_layout(attrs)
+    if recorded != identity.layout.model_dump(mode="json"):
+        diffs = config_diff(recorded, identity.layout.model_dump(mode="json"))
         return f"another layout (ROIs, AUs, edges or class schemes): {'; '.join(diffs[:5])}"
     return None
 

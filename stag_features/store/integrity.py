@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import zarr
 
-from schemas.store_spec import CHUNK_DIGEST, COMMITTED, DIGESTED_ARRAYS, SAMPLE_ID
+from schemas.store_spec import CHUNK_DIGEST, COMMITTED, DIGESTED_ARRAYS, DIGESTED_NAME, SAMPLE_ID
 from stag_features.store.lock import store_lock
 from stag_features.store.rows import read_column
 
@@ -49,9 +49,10 @@ def file_digest(file: Path) -> str:
     return f"{size}:{digest.hexdigest()}"
 
 
-def chunk_digests(files: Mapping[str, Path]) -> np.ndarray:
-    """The ``chunk_digest`` row (DIGESTED_ARRAYS order) of a slot whose chunk files are ``files``."""
-    return np.array([file_digest(files[name]) for name in DIGESTED_ARRAYS], dtype=str)
+def chunk_digests(files: Mapping[str, Path], names: Iterable[str] = DIGESTED_ARRAYS) -> np.ndarray:
+    """The ``chunk_digest`` row (``names``: the store's digested arrays, in order) of a slot whose
+    chunk files are ``files``."""
+    return np.array([file_digest(files[name]) for name in names], dtype=str)
 
 
 def _problem(file: Path, recorded: str, deep: bool) -> str | None:
@@ -70,6 +71,13 @@ def _problem(file: Path, recorded: str, deep: bool) -> str | None:
     return None
 
 
+def digested_names(group: zarr.Group) -> tuple[str, ...]:
+    """The digested arrays of an open store, in ``chunk_digest``'s order (as it records them)."""
+    if DIGESTED_NAME not in group:
+        return DIGESTED_ARRAYS  # a v1 store, before migration
+    return tuple(str(v) for v in read_column(group[DIGESTED_NAME])[0])
+
+
 def damage(path: str | Path, slots: Iterable[int] | None = None, deep: bool = False) -> dict[int, str]:
     """{slot: 'array: reason'} of the committed slots (all, or those in ``slots``) whose chunks are
     missing or differ from what was written. Checks file sizes (a stat per chunk) and, with ``deep``,
@@ -77,14 +85,15 @@ def damage(path: str | Path, slots: Iterable[int] | None = None, deep: bool = Fa
     path = Path(path)
     with store_lock(path, exclusive=False):
         group = zarr.open_group(str(path), mode="r")
-        arrays = {name: group[name] for name in DIGESTED_ARRAYS if name in group}
+        names = digested_names(group)
+        arrays = {name: group[name] for name in names if name in group}
         committed = np.asarray(group[COMMITTED][:], dtype=bool)
         digests = group[CHUNK_DIGEST][:] if CHUNK_DIGEST in group else None
     wanted = np.flatnonzero(committed) if slots is None else [s for s in slots if committed[s]]
     found: dict[int, str] = {}
     for slot in wanted:
-        row = [str(v) for v in digests[slot].tolist()] if digests is not None else [""] * len(DIGESTED_ARRAYS)
-        for name, recorded in zip(DIGESTED_ARRAYS, row):
+        row = [str(v) for v in digests[slot].tolist()] if digests is not None else [""] * len(names)
+        for name, recorded in zip(names, row):
             if name not in arrays:
                 continue
             problem = _problem(chunk_file(path, arrays[name], int(slot)), recorded, deep)

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from schemas.store_spec import COMMITTED, FAILURE_STAGE, GROUP_ARRAYS, SAMPLE_ARRAYS, SAMPLE_ID
+from schemas.store_spec import COMMITTED, FAILURE_STAGE, GROUP_ARRAYS, OPTIONAL_ARRAYS, SAMPLE_ARRAYS, SAMPLE_ID
 from stag_features.store.integrity import damage, describe
 from stag_features.store.lock import store_lock
 from stag_features.store.reader import DamagedSampleError, StoreReader, as_strings, missing_store, visible_slots
@@ -125,7 +125,7 @@ def read_sample(path: str | Path, sample_id: str) -> dict[str, np.ndarray]:
                        f"({ds.sizes['sample']} committed; see stag store info {path})")
     one = ds.sel(sample=sample_id)
     out = {}
-    for spec in SAMPLE_ARRAYS:
+    for spec in SAMPLE_ARRAYS + OPTIONAL_ARRAYS:
         if spec.name == "sample_id" or spec.name not in one.variables:
             continue  # the id is the key; failure fields are empty for committed samples
         out[spec.name] = np.asarray(one[spec.name].values)

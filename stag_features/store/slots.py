@@ -31,7 +31,7 @@ from zarr.core.sync import sync  # the bridge Zarr's own synchronous API runs it
 
 from schemas.sample_features import SampleFeatures
 from schemas.store_config import StoreConfig
-from schemas.store_spec import CHUNK_DIGEST, DIGESTED_ARRAYS, FEATURE_ARRAYS, SAMPLE_ARRAYS, StoreLayout
+from schemas.store_spec import CHUNK_DIGEST, FEATURE_ARRAYS, StoreLayout
 from stag_features.errors import SampleError
 from stag_features.store.integrity import chunk_digests, chunk_file
 from stag_features.store.lock import store_lock
@@ -96,7 +96,8 @@ def sample_arrays(features: SampleFeatures, layout: StoreLayout, flow_dtype: str
         "au_activation": np.asarray(features.au_activations, dtype="float32"),
         "edge_weight": np.asarray(features.edge_weights, dtype="float32"),
     }
-    by_name = {spec.name: spec for spec in SAMPLE_ARRAYS}
+    values.update(_optional_arrays(features, layout))
+    by_name = {spec.name: spec for spec in layout.sample_arrays()}
     for name, value in values.items():
         expected = layout.shape(by_name[name])
         if value.shape != expected:
@@ -109,23 +110,33 @@ def sample_arrays(features: SampleFeatures, layout: StoreLayout, flow_dtype: str
     return values
 
 
+def _optional_arrays(features: SampleFeatures, layout: StoreLayout) -> dict[str, np.ndarray]:
+    """The optional arrays ``layout`` lists, from ``features.extras`` (SampleError if one is missing)."""
+    missing = [name for name in layout.extra_arrays if name not in features.extras]
+    if missing:
+        raise SampleError(features.sample_id, "store", f"the store holds optional arrays {missing} that its "
+                          "producer did not compute for this sample; nothing was written")
+    return {spec.name: np.asarray(features.extras[spec.name], dtype=spec.dtype)
+            for spec in layout.sample_arrays() if spec.name in layout.extra_arrays}
+
+
 async def _open_arrays(path: Path):
     group = await zarr_async.open_group(store=str(path), mode="r+", zarr_format=3)
-    names = [spec.name for spec in SAMPLE_ARRAYS]
+    names = [spec.name for spec in StoreLayout.model_validate(group.attrs["layout"]).sample_arrays()]
     opened = await asyncio.gather(*(group.getitem(name) for name in names))
     return group.attrs, {name: array.with_config(_WRITE_ALL_CHUNKS) for name, array in zip(names, opened)}
 
 
 async def _write_slot(arrays: dict, path: Path, slot: int, sample_id: str, values: dict[str, np.ndarray],
-                      commit: bool) -> None:
+                      commit: bool, digested: tuple[str, ...]) -> None:
     stored = str(await arrays["sample_id"].getitem(slot))
     if stored != sample_id:
         raise ValueError(f"store {path}: slot {slot} belongs to {stored!r}, not {sample_id!r}; allocate slots first")
     await arrays["committed"].setitem(slot, False)
     await _all_landed(arrays[name].setitem(slot, value) for name, value in values.items())
     if commit:
-        files = {name: chunk_file(path, arrays[name], slot) for name in DIGESTED_ARRAYS}
-        await arrays[CHUNK_DIGEST].setitem(slot, await asyncio.to_thread(chunk_digests, files))
+        files = {name: chunk_file(path, arrays[name], slot) for name in digested}
+        await arrays[CHUNK_DIGEST].setitem(slot, await asyncio.to_thread(chunk_digests, files, digested))
         await arrays["committed"].setitem(slot, True)
 
 
@@ -157,7 +168,7 @@ class SlotWriter:
     def _commit(self, slot: int, sample_id: str, values: dict[str, np.ndarray], commit: bool) -> None:
         if slot >= self._arrays["sample_id"].shape[0]:
             self._open()  # the slot was appended after this writer opened the arrays
-        sync(_write_slot(self._arrays, self.path, slot, sample_id, values, commit))
+        sync(_write_slot(self._arrays, self.path, slot, sample_id, values, commit, self.layout.digested_arrays()))
 
     def write(self, slot: int, features: SampleFeatures, input_hash: str) -> None:
         """Write one sample into its slot: uncommit, arrays, provenance, commit last. A sample that does

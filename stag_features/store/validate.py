@@ -29,7 +29,6 @@ from schemas.store_spec import (
     BAD_ROW_PREFIX,
     GROUP_ARRAYS,
     REQUIRED_ATTRS,
-    SAMPLE_ARRAYS,
     SAMPLE_ID,
     SCHEMA_VERSION,
     StoreLayout,
@@ -72,7 +71,7 @@ def _dtype_ok(array: zarr.Array, expected: str) -> bool:
 
 def _check_arrays(group: zarr.Group, layout: StoreLayout, flow_dtype: str, report: ValidationReport) -> int | None:
     slots: set[int] = set()
-    for spec in SAMPLE_ARRAYS + GROUP_ARRAYS:
+    for spec in layout.sample_arrays() + GROUP_ARRAYS:
         if spec.name not in group:
             report.problems.append(f"array {spec.name!r} is missing")
             continue

@@ -34,12 +34,11 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from schemas.store_config import StoreConfig
 from schemas.store_spec import (
-    DIGESTED_ARRAYS,
     GROUP_ARRAYS,
     INPUT_IDENTITY,
-    SAMPLE_ARRAYS,
     SCHEMA_VERSION,
     ArraySpec,
+    StoreLayout,
 )
 from stag_features.store.identity import StoreIdentity, mismatch, refusal
 from stag_features.store.lock import store_lock
@@ -78,7 +77,7 @@ def _create(path: Path, identity: StoreIdentity) -> None:
     layout, store_config = identity.layout, identity.store_config
     group = zarr.open_group(str(path), mode="a", zarr_format=3)
     compressors = _compressors(store_config)
-    for spec in SAMPLE_ARRAYS:
+    for spec in layout.sample_arrays():
         dtype = _numpy_dtype(spec, store_config)
         entry = layout.shape(spec)
         group.create_array(
@@ -95,7 +94,7 @@ def _create(path: Path, identity: StoreIdentity) -> None:
         "au_name": np.array(layout.au_names, dtype=str),
         "scheme_name": np.array(list(layout.class_schemes), dtype=str),
         "edge_index": np.array(layout.edges, dtype="int32").reshape(-1, 2),
-        "digested_name": np.array(DIGESTED_ARRAYS, dtype=str),
+        "digested_name": np.array(layout.digested_arrays(), dtype=str),
     }
     for spec in GROUP_ARRAYS:
         shape = layout.shape(spec)
@@ -193,7 +192,7 @@ def allocate_slots(path: str | Path, sample_ids: list[str], timeout: float = 120
         new = [s for s in sample_ids if s not in present]
         if new:
             start = id_array.shape[0]
-            for spec in SAMPLE_ARRAYS:
+            for spec in StoreLayout.model_validate(group.attrs["layout"]).sample_arrays():
                 array = group[spec.name]
                 array.resize((start + len(new), *array.shape[1:]))
             id_array = group["sample_id"]
