@@ -25,8 +25,10 @@ BENCH_SCHEME = "bench"
 BENCH_CLASSES = ("a", "b", "c")
 
 
-def composite_store(folder: Path | None = None) -> tuple[Path, float]:
-    """The composite store in ``folder`` (default SCRATCH_BASE): (path, seconds the ingest took)."""
+def composite_store(folder: Path | None = None, name: str = "megc2019", phases: dict | None = None) -> tuple[Path, float]:
+    """The composite store ``<name>.zarr`` in ``folder`` (default SCRATCH_BASE): (path, seconds the ingest took).
+    ``phases``: a CompositePhasesConfig as a dict: the two-phase store with real faces (issue 24) instead of
+    the K = 1 flow-image import."""
     from schemas.catalog import DatasetEntry
     from schemas.pipeline_config import PipelineConfig
     from stag_features.ingest.producers import producer_for
@@ -35,10 +37,14 @@ def composite_store(folder: Path | None = None) -> tuple[Path, float]:
 
     folder = folder or SCRATCH_BASE
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "megc2019.zarr"
-    entry = DatasetEntry(name="megc2019", adapter="megc2019", root=folder / "no-frames",
+    path = folder / f"{name}.zarr"
+    options: dict[str, object] = {"flow_dir": str(SHARED_DATA / "megc2019_flow")}
+    if phases is not None:
+        options.update(phases_dir=str(SHARED_DATA / "megc2019_flow_phases"), composite_phases=phases,
+                       apex_face_dir=str(SHARED_DATA / "megc2019_apex_faces"))
+    entry = DatasetEntry(name=name, adapter="megc2019", root=folder / "no-frames",
                          annotations=SHARED_DATA / "annotations/megc2019/combined_3class_gt.csv", store=str(path),
-                         options={"flow_dir": str(SHARED_DATA / "megc2019_flow")})
+                         options=options)
     producer = producer_for(entry, PipelineConfig())
     started = time.perf_counter()
     try:

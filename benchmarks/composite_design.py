@@ -136,8 +136,8 @@ VARIANTS.update({
 # results in benchmarks/results/composite_design.json and docs/experiments.md, but cannot be rerun.
 
 
-def run_variant(store: Path, name: str, seeds: tuple[int, ...]) -> dict:
-    v = VARIANTS[name]
+def run_variant(store: Path, name: str, seeds: tuple[int, ...], variants: dict[str, dict] = VARIANTS) -> dict:
+    v = variants[name]
     data = DataConfig(scheme=SCHEME, **{**FIRST_DATA_DEFAULTS, **v.get("data_over", {})})
     samples = open_samples([store], data)
     source = make_source(samples, data, torch.device("cpu"))
@@ -163,18 +163,19 @@ def run_variant(store: Path, name: str, seeds: tuple[int, ...]) -> dict:
     }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--store", type=Path, default=Path("stores/megc2019.zarr"))
+def main(variants: dict[str, dict] = VARIANTS, results: Path = RESULTS,
+         default_store: Path = Path("stores/megc2019.zarr"), description: str = __doc__) -> None:
+    p = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    p.add_argument("--store", type=Path, default=default_store)
     p.add_argument("--variants", default="", help="comma-separated names (see --list)")
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--list", action="store_true", help="print the variants and their recorded scores")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=results)
     args = p.parse_args()
     recorded = json.loads(args.out.read_text())["variants"] if args.out.exists() else {}
     if args.list or not args.variants:
-        for name, spec in VARIANTS.items():
+        for name, spec in variants.items():
             r = recorded.get(name)
             score = f"UF1 {r['uf1']:.4f} UAR {r['uar']:.4f}" if r else "not run"
             print(f"{name:<22} {score:<28} {json.dumps(spec)}")
@@ -182,9 +183,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     for name in args.variants.split(","):
-        if name not in VARIANTS:
-            raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
-        entry = run_variant(args.store, name, seeds)
+        if name not in variants:
+            raise SystemExit(f"unknown variant {name!r}; known: {', '.join(variants)}")
+        entry = run_variant(args.store, name, seeds, variants)
         print(f"{name}: UF1 {entry['uf1']:.4f} UAR {entry['uar']:.4f} ({entry['seconds']:.0f} s)", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out.with_suffix(".lock"), "w") as lock:  # other processes run other variants

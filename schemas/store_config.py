@@ -68,3 +68,41 @@ class CompositeImportConfig(BaseModel):
         default_factory=lambda: {"casme2": "sub", "samm": "", "smic": ""},
         description="prefix the composite's sheet omits from subject ids in flow file names, per source dataset",
     )
+
+
+PhaseFrame = Literal["onset_apex", "apex_offset", "megc_onset_apex"]
+
+
+class CompositePhasesConfig(BaseModel):
+    """The MEGC 2019 composite with two motion phases and real faces (``PhaseImageProducer``).
+
+    Frames come from a second group's TV-L1 images (``phases_dir``: onset -> apex and
+    apex -> offset, channels B = strain, G = v, R = u as in the flow images; values are not
+    min-max normalised per image, so u, v = channel/255 - uv_centre keep one scale across
+    samples) and optionally from ``flow_dir``'s onset -> apex images, warped into the phase
+    images' frame. Landmarks come from the sample's apex face (``apex_face_dir``, 224 px
+    tight crops) and are mapped into the 28 px frame of the flow images.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frames: tuple[PhaseFrame, ...] = Field(
+        ("onset_apex", "apex_offset"), min_length=1,
+        description="motion frames in order (K): phase images onset->apex, apex->offset; megc_onset_apex adds "
+        "the flow_dir image (another TV-L1 run, per-image min-max units)")
+    image: CompositeImportConfig = Field(default_factory=CompositeImportConfig,
+                                         description="how a 28 px flow image is read (size, channel order, centre)")
+    landmarks: Literal["real", "schematic"] = Field(
+        "real", description="68 landmarks from the apex face (real) or the schematic frontal face")
+    phase_landmark_scale: float = Field(
+        0.85, gt=0, description="the phase images' crop relative to the apex face's: landmarks scaled about the "
+        "image centre (fitted by benchmarks/composite_alignment.py: eye landmarks against strain)")
+    phase_landmark_shift_px: tuple[float, float] = Field(
+        (0.0, 1.75), description="then shifted by (dx, dy) px at the flow image size (same fit)")
+    face_border_fractions: tuple[float, ...] = Field(
+        (0.25, 0.5), description="borders (fraction of the side) added to a tight apex face, in turn, where no "
+        "face is found on it as it is")
+    face_size: int = Field(112, ge=16, le=1024, description="side of the stored apex face (px, grey)")
+    roi_min_side_px: float = Field(
+        7.0, ge=0, description="ROI boxes grown about their centres to at least this side at the flow image size "
+        "(HTNet's 7 x 7 px blocks on the same 28 px images): landmark extents alone give eye boxes of ~2 px")

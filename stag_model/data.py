@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from schemas.model_config import DataConfig
-from schemas.store_spec import AU_TRUTH, FEATURE_ARRAYS, ROI_STAT_NAMES, SAMPLE_ID, SUBJECT
+from schemas.store_spec import AU_TRUTH, FEATURE_ARRAYS, ROI_STAT_NAMES, SAMPLE_ID, SOURCE_DATASET, SUBJECT
 from stag_features.store import StoreReader, open_stores
 from stag_features.store.rows import float32_empty
 from stag_model.model import StagBatch
@@ -158,6 +158,14 @@ def _store_graph(reader: StoreReader, config: DataConfig) -> tuple[tuple[str, ..
     return meta.roi_names, meta.au_names, meta.edge_index
 
 
+def sample_datasets(reader: StoreReader, slots: np.ndarray, dataset: str) -> np.ndarray:
+    """(N,) the dataset of each sample: its ``source_dataset`` where the store mixes datasets (the MEGC
+    2019 composite: casme2, samm, smic; then ``lodo`` holds each out in turn), else ``dataset``."""
+    if SOURCE_DATASET in reader.metadata.layout.extra_arrays:
+        return np.array([str(v) for v in reader.column(SOURCE_DATASET, slots).tolist()], dtype=str)
+    return np.full(len(slots), dataset)
+
+
 def open_samples(paths: list[str | Path], config: DataConfig) -> StoreSamples:
     """Committed samples labelled under ``config.scheme`` in every store."""
     parts, reference = [], None
@@ -194,7 +202,7 @@ def open_samples(paths: list[str | Path], config: DataConfig) -> StoreSamples:
         ids.append(p["reader"].column(SAMPLE_ID, p["keep"]))
         subj = p["reader"].column(SUBJECT, p["keep"])
         subjects.append(np.char.add(f"{p['dataset']}/", subj) if several else subj)
-        datasets.append(np.full(len(p["keep"]), p["dataset"]))
+        datasets.append(sample_datasets(p["reader"], p["keep"], p["dataset"]))
     probe = read_samples(parts[0]["reader"], parts[0]["keep"][:1], config)
     n = sum(len(p["keep"]) for p in parts)
     return StoreSamples(

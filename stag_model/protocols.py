@@ -4,7 +4,8 @@
 - ``groupkfold``: k folds by subject (no subject on both sides).
 - ``stratified``: StratifiedKFold over clips. A subject's clips land on both
   sides, so results are SUBJECT-DEPENDENT; every report says so.
-- ``lodo``: leave one dataset out (needs several stores).
+- ``lodo``: leave one dataset out: several stores, or one store whose samples record their source
+  dataset (the MEGC 2019 composite: casme2, samm, smic).
 
 Model selection never sees the test fold: training runs a fixed number of
 epochs, or keeps the epoch that scores best on an inner validation split of
@@ -66,7 +67,8 @@ def make_folds(protocol: Protocol, subjects: np.ndarray, labels: np.ndarray, dat
     if protocol == "lodo":
         names = np.unique(datasets)
         if len(names) < 2:
-            raise ValueError(f"leave-one-dataset-out needs several stores (datasets), got {list(names)}")
+            raise ValueError(f"leave-one-dataset-out needs several datasets (stores, or a store whose samples "
+                             f"record their source dataset), got {list(names)}")
         return [Fold(str(d), positions[datasets != d], positions[datasets == d]) for d in names]
     if protocol == "groupkfold":
         k = min(n_splits, len(np.unique(subjects)))

@@ -73,3 +73,15 @@ def roi_centres(boxes: np.ndarray) -> np.ndarray:
     """(R, 2) float32 centres (x, y) of (R, 4) boxes."""
     boxes = np.asarray(boxes, dtype=np.float32)
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+
+
+def grown_boxes(boxes: np.ndarray, min_side: float, image_size: int) -> np.ndarray:
+    """(R, 4) boxes grown about their centres to at least ``min_side`` on each side, then moved
+    inside the ``image_size`` square where they cross an edge (a box keeps its size when it fits)."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = np.maximum((boxes[:, 2:] - boxes[:, :2]) / 2, min(min_side, image_size) / 2)
+    low = np.clip(centre - half, 0, None)
+    high = np.clip(low + 2 * half, None, image_size)
+    low = np.clip(high - 2 * half, 0, None)
+    return np.concatenate([low, high], axis=1).astype(np.float32)

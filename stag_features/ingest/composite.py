@@ -88,13 +88,35 @@ def read_flow_image(path: Path, imp: CompositeImportConfig, sample: str) -> tupl
     return flow.astype(np.float32), values[..., 2][None].astype(np.float32)
 
 
-def composite_features(record: SampleRecord, image: Path, config: PipelineConfig,
-                       imp: CompositeImportConfig) -> SampleFeatures:
-    """Every store array of one composite sample, from its flow image and the landmark template."""
+def region_features(flow: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray, config: PipelineConfig,
+                    timings: dict[str, float]) -> dict[str, np.ndarray]:
+    """ROI patches and statistics, AU cues and AU-guided edge weights of ``flow`` (K, 2, S, S) with the
+    ROI ``boxes`` (R, 4) of ``landmarks`` (68, 2), by the pipeline's own extract code, as SampleFeatures
+    fields; the time each step took is added to ``timings``."""
     from stag_features.extract.aus import flow_au_cue
     from stag_features.extract.graph import au_roi_sets, dynamic_edge_weights
     from stag_features.extract.roi_features import roi_features
-    from stag_features.extract.rois import au_roi_indices, inter_ocular_distance, roi_boxes, roi_names, static_edges
+    from stag_features.extract.rois import au_roi_indices, inter_ocular_distance, roi_names, static_edges
+
+    start = time.perf_counter()
+    names = list(roi_names(config.rois))
+    patches, stats = roi_features(flow, boxes, config.roi_features)
+    timings["rois"] = timings.get("rois", 0.0) + time.perf_counter() - start
+    start = time.perf_counter()
+    activations, _ = flow_au_cue(flow, boxes, names, landmarks, float(inter_ocular_distance(landmarks)), config.aus)
+    acts = au_roi_sets(names, config.aus, au_roi_indices(config.rois))
+    weights = dynamic_edge_weights(activations, config.aus.aus, static_edges(config.rois), acts, config.graph)
+    timings["aus"] = time.perf_counter() - start
+    return {"landmarks_onset": landmarks, "landmarks_apex": landmarks, "roi_boxes": boxes,
+            "roi_patches": patches.astype(np.float32), "roi_stats": stats.astype(np.float32),
+            "au_activations": activations.astype(np.float32), "edge_weights": weights.astype(np.float32),
+            "au_truth": np.full(len(config.aus.aus), -1, dtype=np.int8)}  # the composite sheet codes no AUs
+
+
+def composite_features(record: SampleRecord, image: Path, config: PipelineConfig,
+                       imp: CompositeImportConfig) -> SampleFeatures:
+    """Every store array of one composite sample, from its flow image and the landmark template."""
+    from stag_features.extract.rois import roi_boxes
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -102,15 +124,8 @@ def composite_features(record: SampleRecord, image: Path, config: PipelineConfig
     timings["decode"] = time.perf_counter() - start
     start = time.perf_counter()
     landmarks = template_landmarks(imp.image_size)
-    names = list(roi_names(config.rois))
     boxes = np.asarray(roi_boxes(landmarks, config.rois), dtype=np.float32)
-    patches, stats = roi_features(flow, boxes, config.roi_features)
     timings["rois"] = time.perf_counter() - start
-    start = time.perf_counter()
-    activations, _ = flow_au_cue(flow, boxes, names, landmarks, float(inter_ocular_distance(landmarks)), config.aus)
-    acts = au_roi_sets(names, config.aus, au_roi_indices(config.rois))
-    weights = dynamic_edge_weights(activations, config.aus.aus, static_edges(config.rois), acts, config.graph)
-    timings["aus"] = time.perf_counter() - start
     magnitude = float(np.hypot(flow[0, 0], flow[0, 1]).mean())
     return SampleFeatures(
         record=record,
@@ -124,14 +139,7 @@ def composite_features(record: SampleRecord, image: Path, config: PipelineConfig
         flow=flow,
         strain=strain,
         onset_face=np.zeros((imp.image_size, imp.image_size), dtype=np.uint8),
-        landmarks_onset=landmarks,
-        landmarks_apex=landmarks,
-        roi_boxes=boxes,
-        roi_patches=patches.astype(np.float32),
-        roi_stats=stats.astype(np.float32),
-        au_activations=activations.astype(np.float32),
-        au_truth=np.full(len(config.aus.aus), -1, dtype=np.int8),  # the composite sheet codes no AUs
-        edge_weights=weights.astype(np.float32),
+        **region_features(flow, landmarks, boxes, config, timings),
         timings=timings,
     )
 

@@ -12,7 +12,9 @@ a producer supplies only what is particular to its data:
     producer.splittable             # whether a long clip may be split into TV-L1 pair tasks
 
 ``PipelineProducer`` runs frames or videos through ``stag_features.extract.sample_pipeline``;
-``FlowImageProducer`` (``stag_features.ingest.composite``) reads precomputed flow images. A
+``FlowImageProducer`` (``stag_features.ingest.composite``) reads precomputed flow images,
+``PhaseImageProducer`` (``stag_features.ingest.composite_phases``) the composite's two motion
+phases with landmarks from its apex faces. A
 producer is a small frozen dataclass (a config and paths, never arrays): it travels with the
 tasks to every worker. A new kind of data is one more producer and a case in ``producer_for``.
 """
@@ -160,6 +162,10 @@ def uses_flow_images(entry: DatasetEntry) -> bool:
 
 def producer_for(entry: DatasetEntry, config: PipelineConfig) -> Producer:
     """The producer of ``entry``'s samples under ``config``."""
+    if uses_flow_images(entry) and "phases_dir" in entry.options:
+        from stag_features.ingest.composite_phases import PhaseImageProducer
+
+        return PhaseImageProducer.for_entry(entry, config)
     if uses_flow_images(entry):
         from stag_features.ingest.composite import FlowImageProducer
 

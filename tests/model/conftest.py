@@ -12,7 +12,7 @@ import torch
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
-from schemas.store_spec import StoreLayout
+from schemas.store_spec import SOURCE_DATASET, StoreLayout
 from stag_features.store.identity import StoreIdentity
 from stag_features.store.slots import write_sample
 from stag_features.store.writer import allocate_slots, ensure_store
@@ -97,11 +97,13 @@ def synthetic_features(subject: str, clip: str, label: int, seed: int, frames: i
 
 
 def build_store(path: Path, subjects: int = 6, per_subject: int = 6, frames: int = 3, seed: int = 0,
-                uncommitted: int = 0) -> Path:
+                uncommitted: int = 0, sources: tuple[str, ...] = ()) -> Path:
     """A store of ``subjects`` x ``per_subject`` samples, classes in turn; the
-    last ``uncommitted`` slots are allocated but never committed."""
+    last ``uncommitted`` slots are allocated but never committed. ``sources``: the
+    store records a source dataset per sample, subject i's being sources[i % len]."""
     layout = StoreLayout(frames=frames, height=SIDE, width=SIDE, time=8, patch=PATCH, roi_names=ROIS, au_names=AUS,
-                         edges=EDGES, class_schemes={"demo": CLASSES})
+                         edges=EDGES, class_schemes={"demo": CLASSES},
+                         extra_arrays=(SOURCE_DATASET,) if sources else ())
     config = PipelineConfig()
     identity = StoreIdentity(dataset="synthetic", producer="pipeline", config=config.provenance(),
                              config_hash=config.config_hash(), layout=layout, store_config=config.store, flow_units="px")
@@ -110,8 +112,10 @@ def build_store(path: Path, subjects: int = 6, per_subject: int = 6, frames: int
     ids = [f"{s}/{c}" for s, c, _ in items] + [f"ghost/{i}" for i in range(uncommitted)]
     slots = allocate_slots(path, ids)
     for i, (subject, clip, label) in enumerate(items):
-        write_sample(path, slots[f"{subject}/{clip}"], synthetic_features(subject, clip, label, seed * 10_000 + i, frames),
-                     input_hash=f"h{i}")
+        features = synthetic_features(subject, clip, label, seed * 10_000 + i, frames)
+        if sources:
+            features.extras[SOURCE_DATASET] = np.array(sources[int(subject[1:]) % len(sources)], dtype=str)
+        write_sample(path, slots[f"{subject}/{clip}"], features, input_hash=f"h{i}")
     return path
 
 

@@ -10,7 +10,13 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
-from stag_model.metrics import classification_metrics, mean_std_over_seeds, pooled_and_per_fold
+from stag_model.metrics import (
+    classification_metrics,
+    confusion_matrix,
+    mean_std_over_seeds,
+    metrics_from_confusion,
+    pooled_and_per_fold,
+)
 
 # 3 classes, 8 samples. Confusion (rows true, cols predicted):
 #   [[2, 1, 0],     class 0: TP 2, FP 1, FN 1 -> F1 4/6, recall 2/3
@@ -73,3 +79,27 @@ def test_mean_and_std_over_seeds():
     out = mean_std_over_seeds([{"uf1": 0.5, "uar": 0.4, "accuracy": 0.6}, {"uf1": 0.7, "uar": 0.6, "accuracy": 0.8}])
     assert out["uf1"]["mean"] == pytest.approx(0.6)
     assert out["uf1"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+
+
+def test_per_dataset_figures_pool_each_datasets_predictions_per_seed():
+    """A dataset's UF1 is computed on its own samples pooled over folds, per seed, then averaged."""
+    from stag_model.breakdown import breakdown, breakdown_markdown, grouped_metrics
+
+    rows = pd.DataFrame({
+        "seed": [1] * 6 + [2] * 6,
+        "dataset": ["a", "a", "a", "b", "b", "b"] * 2,
+        "subject": ["s1", "s1", "s2", "s3", "s3", "s4"] * 2,
+        "y_true": [0, 1, 1, 0, 1, 0] * 2,
+        "y_pred": [0, 1, 0, 0, 1, 0] + [0, 1, 1, 1, 1, 0],
+    })
+    classes = ["x", "y"]
+    per = grouped_metrics(rows, "dataset", classes)
+    a1 = metrics_from_confusion(confusion_matrix([0, 1, 1], [0, 1, 0], 2))
+    assert per["a"]["n"] == 3 and np.isclose(per["a"]["uf1"], (a1["uf1"] + 1.0) / 2)
+    assert np.isclose(per["a"]["uf1_std"], abs(a1["uf1"] - 1.0) / 2)
+    b2 = metrics_from_confusion(confusion_matrix([0, 1, 0], [1, 1, 0], 2))
+    assert np.isclose(per["b"]["uar"], (1.0 + b2["uar"]) / 2)
+    tables = breakdown(rows, classes)
+    assert set(tables) == {"per_dataset", "per_subject"} and set(tables["per_subject"]) == {"s1", "s2", "s3", "s4"}
+    text = breakdown_markdown(tables, worst_subjects=2)
+    assert "| a | 3 |" in text and "2 of 4 subjects" in text and "| s2 | 1 | 0.500" in text

@@ -51,7 +51,7 @@ def test_groupkfold_and_lodo_are_subject_and_dataset_disjoint():
     assert [f.name for f in folds] == ["x", "y"]
     for f in folds:
         assert set(DATASETS[f.test]) == {f.name} and f.name not in set(DATASETS[f.train])
-    with pytest.raises(ValueError, match="several stores"):
+    with pytest.raises(ValueError, match="several datasets"):
         make_folds("lodo", SUBJECTS, LABELS, np.array(["x"] * len(SUBJECTS)))
 
 
@@ -111,3 +111,21 @@ def test_training_runs_with_test_labels_inaccessible(synthetic_store, validation
                      torch.device("cpu"))
     np.testing.assert_array_equal(honest.probabilities, again.probabilities)
     assert set(honest.metadata["test_subjects"]).isdisjoint(honest.metadata["train_subjects"])
+
+
+def test_lodo_inside_one_store_holds_out_each_source_dataset(store_builder, tmp_path):
+    """A store whose samples record their source dataset (the MEGC 2019 composite) gives one
+    leave-one-dataset-out fold per source; a store without the array has one dataset only."""
+    store = store_builder(tmp_path / "mixed.zarr", subjects=6, per_subject=2, sources=("casme2", "samm", "smic"))
+    samples = open_samples([store], DataConfig(scheme="demo"))
+    assert sorted(set(samples.datasets.tolist())) == ["casme2", "samm", "smic"]
+    folds = make_folds("lodo", samples.subjects, samples.labels, samples.datasets)
+    assert [f.name for f in folds] == ["casme2", "samm", "smic"]
+    for fold in folds:
+        assert set(samples.datasets[fold.test].tolist()) == {fold.name}
+        assert fold.name not in set(samples.datasets[fold.train].tolist())
+        assert len(fold.test) == 4  # 2 subjects x 2 clips each
+    plain = store_builder(tmp_path / "plain.zarr", subjects=3, per_subject=2)
+    one = open_samples([plain], DataConfig(scheme="demo"))
+    with pytest.raises(ValueError, match="needs several datasets"):
+        make_folds("lodo", one.subjects, one.labels, one.datasets)
