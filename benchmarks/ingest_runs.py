@@ -66,15 +66,18 @@ STAG_TIMEOUT_S = 900  # a hung run is killed and reported by its return code
 # what stag-ingest imports before it knows whether the flow must run (the fast path's floor)
 FAST_PATH_MODULES = "stag_cli.ingest, stag_features.ingest.steps"
 _FLOW_LINE = re.compile(r"ingest \S+ -> \S+ \(([\d.]+) s\)")
-_COUNTS = re.compile(r"ok\s+(\d+)\s+skipped\s+(\d+)\s+failed\s+(\d+)")
+# the summary's count lines (stag_features.ingest.plan.RunSummary): "  computed   12   ..."
+_COUNT_LINE = re.compile(r"^\s+(computed|reused|failed|failed earlier)\s+(\d+)\b", re.M)
 
 
 def _parse_cli(text: str) -> dict:
     out = {}
     if m := _FLOW_LINE.search(text):
         out["flow_s"] = float(m.group(1))
-    if m := _COUNTS.search(text):
-        out["ok"], out["skipped"], out["failed"] = (int(g) for g in m.groups())
+    counts = {name: int(value) for name, value in _COUNT_LINE.findall(text)}
+    if counts:  # the keys the recorded results use: ok = computed, skipped = reused + failed earlier
+        out["ok"], out["failed"] = counts.get("computed", 0), counts.get("failed", 0)
+        out["skipped"] = counts.get("reused", 0) + counts.get("failed earlier", 0)
     stages = dict(re.findall(r"^\s+(decode|face|align|motion|tvl1|strain|rois|aus|graph)\s+([\d.]+)$", text, re.M))
     if stages:
         out["stage_s_summed"] = {k: float(v) for k, v in stages.items()}
