@@ -52,7 +52,7 @@ from stag_features.ingest.producers import Producer
 from stag_features.ingest.sample_steps import (
     clips_to_split,
     finish_split,
-    ingest_sample_with_retries,
+    ingest_batch,
     pair_chunk_count,
     prepare_split,
     record_dead_batch,
@@ -109,8 +109,9 @@ def _batch_run_name() -> str:
 
 @task(name="ingest-batch", task_run_name=_batch_run_name)
 def ingest_batch_task(store: str, items: list[WorkItem], producer: Producer) -> list[SampleOutcome]:
-    """The samples of one batch in turn; one sample's failure never stops the others."""
-    return [ingest_sample_with_retries(store, item, producer) for item in items]
+    """The samples of one batch in turn (their TV-L1 pairs in shared calls with torch on a GPU:
+    ``ingest_batch``); one sample's failure never stops the others."""
+    return ingest_batch(store, items, producer)
 
 
 def _split_run_name() -> str:

@@ -236,10 +236,11 @@ def settled_plan(entry: DatasetEntry, producer: Producer) -> IngestPlan | None:
 
 def ingest_in_process(entry: DatasetEntry, producer: Producer, force: bool = False) -> RunSummary:
     """Every step of an ingest, one sample after another in this process (no orchestrator):
-    ``prepare_ingest``, then ``ingest_sample_with_retries`` per work item."""
-    from stag_features.ingest.sample_steps import ingest_sample_with_retries
+    ``prepare_ingest``, then ``ingest_batch`` over the work items (each alone, or clips sharing TV-L1
+    calls with torch on a GPU)."""
+    from stag_features.ingest.sample_steps import ingest_batch
 
     started = time.perf_counter()
     plan = prepare_ingest(entry, producer, force)
-    outcomes = [ingest_sample_with_retries(plan.store, item, producer) for item in plan.work]
+    outcomes = ingest_batch(plan.store, plan.work, producer)
     return RunSummary(entry.name, plan.store, plan.decided + outcomes, plan.bad_rows, time.perf_counter() - started)
