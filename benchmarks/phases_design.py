@@ -38,6 +38,12 @@ VARIANTS: dict[str, dict] = {
     "ph_defaults_k1": BASE,
     "ph_defaults_schematic": BASE,
     "ph_defaults_k3": BASE,
+    "ph_defaults_megc": BASE,  # frames [megc_onset_apex]: the flow images with real landmarks
+    "ph_defaults_megc_ao": BASE,  # frames [megc_onset_apex, apex_offset]
+    # reference_frame flow: the flow images as they are, the phase images warped into their crop
+    "ph_defaults_megc_native": BASE,
+    "ph_defaults_megc_native_schematic": BASE,
+    "ph_defaults_megc_ao_native": BASE,
     "ph_ststnet": dict(model="ststnet", epochs=40),
 }
 

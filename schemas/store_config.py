@@ -92,6 +92,9 @@ class CompositePhasesConfig(BaseModel):
         "the flow_dir image (another TV-L1 run, per-image min-max units)")
     image: CompositeImportConfig = Field(default_factory=CompositeImportConfig,
                                          description="how a 28 px flow image is read (size, channel order, centre)")
+    reference_frame: Literal["phases", "flow"] = Field(
+        "phases", description="the crop every frame and the landmarks are brought into: the phase images' "
+        "(flow images warped into it) or the flow images' (phase images warped into it)")
     landmarks: Literal["real", "schematic"] = Field(
         "real", description="68 landmarks from the apex face (real) or the schematic frontal face")
     phase_landmark_scale: float = Field(

@@ -3,7 +3,8 @@
     config.json            resolved configs, stores, protocol, seeds, whether subject-independent
     predictions.csv        one row per (seed, sample): fold, subject, true and predicted class, probabilities
     megc_log_seed<S>.txt   per held-out fold: predicted and ground-truth label lists (MEGC 2019 LOSO log layout)
-    metrics.json           per seed: pooled and per-fold metrics; over seeds: mean and std
+    metrics.json           per seed: pooled and per-fold metrics; over seeds: mean and std; per
+                           dataset and per subject (stag_model.breakdown)
     confusion.png          pooled confusion matrix (summed over seeds)
     curves.png             training loss and accuracy per epoch and fold (validation UF1 where used)
     attention.png          STAG: mean ROI and edge attention drawn on the stores' mean face
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stag_model.breakdown import breakdown, breakdown_markdown
 from stag_model.data import StoreSamples
 from stag_model.metrics import mean_std_over_seeds, pooled_and_per_fold
 from stag_model.protocols import SUBJECT_INDEPENDENT
@@ -97,6 +99,7 @@ def write_run(out: Path, samples: StoreSamples, results: dict[int, list[FoldResu
         "summary": mean_std_over_seeds([m["pooled"] for m in per_seed.values()]),
         "seconds_per_fold": float(np.mean(seconds)), "seconds_per_epoch": float(np.mean(seconds)) / run_info["train"]["epochs"],
         "per_seed": {str(k): v for k, v in per_seed.items()},
+        **breakdown(table, samples.class_names),  # per_dataset, per_subject: pooled per seed, mean/std
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     cm = np.sum([np.array(m["pooled"]["confusion"]) for m in per_seed.values()], 0)
@@ -164,6 +167,12 @@ def _per_class(r: ReportInput) -> str:
     return f"Per class (seed {m['seeds'][0]}):\n\n| class | support | recall | F1 |\n|---|---|---|---|\n{rows}\n"
 
 
+def _per_dataset_and_subject(r: ReportInput) -> str:
+    """Pooled figures of each source dataset (where the run has several) and the weakest subjects."""
+    text = breakdown_markdown({k: r.metrics[k] for k in ("per_dataset", "per_subject") if k in r.metrics})
+    return f"Per dataset and per subject (pooled over folds per seed; mean ± std over seeds):\n\n{text}\n" if text else ""
+
+
 def _curves(r: ReportInput) -> str:
     if "curves.png" not in r.files:
         return ""
@@ -184,7 +193,8 @@ def _cost_and_files(r: ReportInput) -> str:
 
 
 # the sections of report.md in order; a per-dataset or per-subject table goes after _per_class
-REPORT_SECTIONS: list[Callable[[ReportInput], str]] = [_header, _metric_table, _per_class, _curves, _cost_and_files]
+REPORT_SECTIONS: list[Callable[[ReportInput], str]] = [_header, _metric_table, _per_class, _per_dataset_and_subject,
+                                                       _curves, _cost_and_files]
 
 
 def markdown_report(r: ReportInput) -> str:

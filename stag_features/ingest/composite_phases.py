@@ -76,21 +76,28 @@ def phases_identity(entry: DatasetEntry, config: PipelineConfig, phases: Composi
                          layout=layout, store_config=config.store, flow_units=FLOW_UNITS)
 
 
-def phase_frame(points: np.ndarray, phases: CompositePhasesConfig) -> np.ndarray:
-    """Points (N, 2) in the flow images' frame -> the phase images' frame (scale about the centre, shift)."""
+def phase_matrix(phases: CompositePhasesConfig) -> np.ndarray:
+    """(2, 3) affine map of the flow images' frame onto the phase images' (scale about the centre, shift)."""
+    scale, (dx, dy) = phases.phase_landmark_scale, phases.phase_landmark_shift_px
     centre = (phases.image.image_size - 1) / 2
-    return ((points - centre) * phases.phase_landmark_scale + centre
-            + np.asarray(phases.phase_landmark_shift_px)).astype(np.float32)
+    return np.array([[scale, 0, (1 - scale) * centre + dx], [0, scale, (1 - scale) * centre + dy]])
 
 
-def warp_to_phase_frame(image: np.ndarray, phases: CompositePhasesConfig) -> np.ndarray:
-    """A (..., S, S) array in the flow images' frame resampled into the phase images' frame."""
+def phase_frame(points: np.ndarray, phases: CompositePhasesConfig, inverse: bool = False) -> np.ndarray:
+    """Points (N, 2) in the flow images' frame -> the phase images' frame (``inverse``: the other way)."""
+    import cv2
+
+    matrix = cv2.invertAffineTransform(phase_matrix(phases)) if inverse else phase_matrix(phases)
+    return (np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def warp_to_phase_frame(image: np.ndarray, phases: CompositePhasesConfig, inverse: bool = False) -> np.ndarray:
+    """A (..., S, S) array in the flow images' frame resampled into the phase images' frame
+    (``inverse``: from the phase images' frame into the flow images')."""
     import cv2
 
     size = phases.image.image_size
-    scale, (dx, dy) = phases.phase_landmark_scale, phases.phase_landmark_shift_px
-    centre = (size - 1) / 2
-    matrix = np.array([[scale, 0, (1 - scale) * centre + dx], [0, scale, (1 - scale) * centre + dy]])
+    matrix = cv2.invertAffineTransform(phase_matrix(phases)) if inverse else phase_matrix(phases)
     flat = image.reshape(-1, size, size)
     warped = [cv2.warpAffine(f, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
               for f in flat.astype(np.float32)]
@@ -134,12 +141,16 @@ def flow_frames(base: str, record: SampleRecord, paths: "PhaseImageProducer") ->
     for frame in phases.frames:
         if frame == "megc_onset_apex":
             flow, strain = read_flow_image(flow_image(paths.flow_dir, record), phases.image, record.sample_id)
-            flow, strain = warp_to_phase_frame(flow, phases), warp_to_phase_frame(strain, phases)
+            if phases.reference_frame == "phases":
+                flow, strain = warp_to_phase_frame(flow, phases), warp_to_phase_frame(strain, phases)
         else:
             path = paths.phases_dir / f"{base}{PHASE_SUFFIX[frame]} .png"
             if not path.is_file():
                 raise SampleError(record.sample_id, "decode", f"phase image {path} ({frame}) does not exist")
             flow, strain = read_flow_image(path, phases.image, record.sample_id)
+            if phases.reference_frame == "flow":
+                flow, strain = (warp_to_phase_frame(flow, phases, inverse=True),
+                                warp_to_phase_frame(strain, phases, inverse=True))
         flows.append(flow[0])
         strains.append(strain[0])
     return np.stack(flows), np.stack(strains)
@@ -178,9 +189,10 @@ def phase_features(record: SampleRecord, producer: "PhaseImageProducer") -> Samp
         on_face, border = face_landmarks(face, config, phases, sid, face_path)
         if border:
             LOG.info("%s: face found on %s with a %.0f%% border", sid, face_path.name, 100 * border)
-        landmarks = phase_frame((on_face + 0.5) * (size / face.shape[1]) - 0.5, phases)  # pixel centres
+        on_flow = (on_face + 0.5) * (size / face.shape[1]) - 0.5  # pixel centres
     else:
-        landmarks = phase_frame(template_landmarks(size), phases)
+        on_flow = template_landmarks(size)
+    landmarks = phase_frame(on_flow, phases) if phases.reference_frame == "phases" else on_flow
     timings["face"] = time.perf_counter() - start
     boxes = grown_boxes(roi_boxes(landmarks, config.rois, image_size=size), phases.roi_min_side_px, size)
     curve = motion_curve(flow, phases)

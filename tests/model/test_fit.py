@@ -77,7 +77,7 @@ def test_clear_errors(synthetic_store, tmp_path, capsys):
     assert "no class scheme 'nope'" in capsys.readouterr().err
     assert main(["--store", str(synthetic_store), "--scheme", "demo", "--protocol", "lodo", "--device", "cpu",
                  "--out", str(tmp_path)]) == 2
-    assert "several stores" in capsys.readouterr().err
+    assert "several datasets" in capsys.readouterr().err
     if torch.cuda.is_available():
         assert resolve_device("cuda").type == "cuda" and resolve_device("auto").type == "cuda"
     else:
@@ -170,3 +170,20 @@ def test_the_normaliser_pass_announces_the_first_epoch_it_precedes(synthetic_sto
     (normaliser_pass, announced), (first_epoch, next_epoch) = calls[0], calls[1]
     assert sorted(normaliser_pass) == sorted(first_epoch) and announced == first_epoch
     assert next_epoch == calls[2][0] and first_epoch != calls[2][0]
+
+
+def test_a_run_on_a_mixed_store_reports_each_source_dataset(store_builder, tmp_path):
+    """A store whose samples record their source dataset: metrics.json and report.md give pooled
+    figures per dataset and per subject, and LODO holds each dataset out."""
+    store = store_builder(tmp_path / "mixed.zarr", subjects=6, per_subject=3, sources=("casme2", "samm", "smic"))
+    out = tmp_path / "run"
+    assert main(["--store", str(store), "--scheme", "demo", "--protocol", "lodo", "--device", "cpu", "--epochs", "1",
+                 "--seeds", "1", "--parallel", "none", "--quiet", "--no-checkpoints", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sorted(metrics["per_dataset"]) == ["casme2", "samm", "smic"]
+    assert all(m["n"] == 6 for m in metrics["per_dataset"].values()) and len(metrics["per_subject"]) == 6
+    predictions = pd.read_csv(out / "predictions.csv")
+    smic = predictions[predictions["dataset"] == "smic"]
+    assert np.isclose(metrics["per_dataset"]["smic"]["accuracy"], (smic["y_true"] == smic["y_pred"]).mean())
+    assert sorted(predictions["fold"].unique()) == ["casme2", "samm", "smic"]
+    assert "| samm | 6 |" in (out / "report.md").read_text()
