@@ -31,6 +31,10 @@ class AppearanceConfig(_Frozen):
     length or frame rate does not change their scale.
     """
 
+    enabled: bool = Field(
+        False, description="compute the appearance images at ingest and store them (schemas.store_spec."
+        "APPEARANCE_ARRAYS); needed by TSFmicro and MEGANet, not by STAG or STSTNet",
+    )
     size: int = Field(
         64, ge=8, le=512, description="side (px) every appearance image is resized to (area interpolation)"
     )

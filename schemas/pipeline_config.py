@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.appearance_config import AppearanceConfig
 from schemas.face_config import AlignConfig, FaceConfig, RoiConfig
 from schemas.motion_config import (
     AUConfig,
@@ -26,6 +27,9 @@ from schemas.motion_config import (
     TVL1Config,
 )
 from schemas.store_config import StoreConfig
+from schemas.store_spec import APPEARANCE_ARRAYS
+
+COLOUR_CHANNELS = {"grey": 1, "colour": 3}  # AppearanceConfig.colour -> channels of the stored images
 
 
 class ExecutionConfig(BaseModel):
@@ -90,6 +94,18 @@ def without_execution(config_json: dict) -> dict:
     return out
 
 
+def appearance_layout(appearance: AppearanceConfig | dict | None) -> dict:
+    """``PipelineConfig.appearance_layout`` of an appearance section (a config or its recorded JSON; None or
+    a section without ``enabled`` = off)."""
+    if appearance is None:
+        return {}
+    section = appearance if isinstance(appearance, AppearanceConfig) else AppearanceConfig.model_validate(appearance)
+    if not section.enabled:
+        return {}
+    return {"extra_arrays": APPEARANCE_ARRAYS, "appearance_size": section.size,
+            "appearance_channels": COLOUR_CHANNELS[section.colour]}
+
+
 class PipelineConfig(BaseModel):
     """All parameters of ingestion, in one typed, hashable object."""
 
@@ -104,6 +120,7 @@ class PipelineConfig(BaseModel):
     roi_features: RoiFeatureConfig = Field(default_factory=RoiFeatureConfig)
     aus: AUConfig = Field(default_factory=AUConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
+    appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
@@ -118,6 +135,12 @@ class PipelineConfig(BaseModel):
     def config_hash(self) -> str:
         """sha256 hex digest of the canonical JSON."""
         return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+    def appearance_layout(self) -> dict:
+        """The StoreLayout fields a store written under this config adds for its appearance images:
+        ``extra_arrays`` (schemas.store_spec.APPEARANCE_ARRAYS), ``appearance_size`` and
+        ``appearance_channels``; empty when ``appearance.enabled`` is off."""
+        return appearance_layout(self.appearance)
 
     def with_overrides(self, **sections: dict) -> "PipelineConfig":
         """A copy with some section fields replaced, e.g. ``with_overrides(align={"crop_size": 128})``."""

@@ -37,6 +37,9 @@ INPUT_HASH, CONFIG_HASH, COMMITTED = "input_hash", "config_hash", "committed"
 UNDECODABLE_FRAMES, CHUNK_DIGEST, DIGESTED_NAME = "undecodable_frames", "chunk_digest", "digested_name"
 FAILURE_STAGE, FAILURE_REASON, FAILURE_TIME = "failure_stage", "failure_reason", "failure_time"
 SOURCE_DATASET, APEX_FACE = "source_dataset", "apex_face"
+# appearance images (stag_features.extract.appearance; PipelineConfig.appearance), float32 (C, S, S) each
+ONSET_IMAGE, APEX_IMAGE, DIFFERENCE_IMAGE = "onset_image", "apex_image", "difference_image"
+DYNAMIC_IMAGE, MESTI_IMAGE = "dynamic_image", "mesti_image"
 ROI_NAME, AU_NAME, SCHEME_NAME, EDGE_INDEX = "roi_name", "au_name", "scheme_name", "edge_index"
 # what a model reads of every sample (float arrays along frame)
 FEATURE_ARRAYS: tuple[str, ...] = (FLOW, STRAIN, ROI_PATCHES, ROI_STATS, AU_ACTIVATION, EDGE_WEIGHT)
@@ -119,7 +122,18 @@ OPTIONAL_ARRAYS: tuple[ArraySpec, ...] = (
     _a(SOURCE_DATASET, ("sample",), "str", "dataset the clip comes from, in a store that mixes datasets "
        "(the MEGC 2019 composite: casme2, samm, smic); without the array, the store's dataset"),
     _a(APEX_FACE, ("sample", "fy", "fx"), "uint8", "aligned grayscale apex face, layout.face_size square"),
+    # appearance (PipelineConfig.appearance.enabled): intensities in [0, 1] (uint8 / 255) on the aligned face,
+    # ``ac`` channels (1 grey, 3 BGR) at layout.appearance_size square
+    _a(ONSET_IMAGE, ("sample", "ac", "ay", "ax"), "float32", "aligned onset face (TSFmicro's spatial input)"),
+    _a(APEX_IMAGE, ("sample", "ac", "ay", "ax"), "float32", "aligned apex face (an input MEGANet compares)"),
+    _a(DIFFERENCE_IMAGE, ("sample", "ac", "ay", "ax"), "float32", "apex - onset (TSFmicro eq. 1, its temporal input)"),
+    _a(DYNAMIC_IMAGE, ("sample", "ac", "ay", "ax"), "float32", "dynamic image of the onset..offset frames: "
+       "approximate rank pooling (Bilen et al. 2016), weights normalised to +-1"),
+    _a(MESTI_IMAGE, ("sample", "ac", "ay", "ax"), "float32", "MESTI image: rank pooling with an apex-centred "
+       "target score (OUR definition: the paper publishes no weights; AppearanceConfig.mesti_profile / "
+       "mesti_weights choose it, stag_features.extract.appearance gives the formula)"),
 )
+APPEARANCE_ARRAYS: tuple[str, ...] = (ONSET_IMAGE, APEX_IMAGE, DIFFERENCE_IMAGE, DYNAMIC_IMAGE, MESTI_IMAGE)
 OPTIONAL_BY_NAME = {spec.name: spec for spec in OPTIONAL_ARRAYS}
 
 # group-level arrays ----------------------------------------------------------
@@ -168,6 +182,8 @@ class StoreLayout(BaseModel):
     class_schemes: dict[str, tuple[str, ...]] = Field(description="scheme name -> class names, in index order")
     extra_arrays: tuple[str, ...] = Field((), description="optional per-sample arrays (OPTIONAL_ARRAYS) it holds")
     face_size: int = Field(0, ge=0, description="side of the stored apex face (fy, fx); 0 without one")
+    appearance_size: int = Field(0, ge=0, description="side of the appearance images (ay, ax); 0 without them")
+    appearance_channels: int = Field(0, ge=0, description="channels of the appearance images (ac): 1 grey, 3 BGR")
 
     @model_validator(mode="after")
     def _edges_index_rois(self) -> "StoreLayout":
@@ -180,6 +196,9 @@ class StoreLayout(BaseModel):
             raise ValueError(f"extra_arrays {unknown} are not optional arrays of the spec ({list(OPTIONAL_BY_NAME)})")
         if APEX_FACE in self.extra_arrays and self.face_size < 1:
             raise ValueError(f"extra array {APEX_FACE!r} needs face_size >= 1")
+        appearance = [name for name in self.extra_arrays if name in APPEARANCE_ARRAYS]
+        if appearance and (self.appearance_size < 1 or self.appearance_channels < 1):
+            raise ValueError(f"extra arrays {appearance} need appearance_size >= 1 and appearance_channels >= 1")
         return self
 
     def sample_arrays(self) -> tuple[ArraySpec, ...]:
@@ -207,6 +226,9 @@ class StoreLayout(BaseModel):
             "digested": len(self.digested_arrays()),
             "fy": self.face_size,
             "fx": self.face_size,
+            "ac": self.appearance_channels,
+            "ay": self.appearance_size,
+            "ax": self.appearance_size,
         }
 
     def shape(self, spec: ArraySpec) -> tuple[int, ...]:

@@ -13,6 +13,9 @@ Steps (each timed under its stage name in ``SampleFeatures.timings``):
   rois    ROI boxes on the aligned onset landmarks, ROI patches and statistics
   aus     flow-derived AU cue (not a trained detector) and the sheet's AU vector
   graph   AU-guided dynamic weights of the static ROI edges
+  appearance  (only with ``appearance.enabled``) the onset and apex faces, their
+          difference, the dynamic image and the MESTI image of the aligned crops
+          (stag_features.extract.appearance), stored as ``SampleFeatures.extras``
 
 Positions along the analysed frames run 0..T-1 with the onset at 0. The
 annotated apex (when the sheet has one) drives frame selection; the estimated
@@ -43,8 +46,10 @@ import numpy as np
 from schemas.pipeline_config import PipelineConfig
 from schemas.sample_features import SampleFeatures
 from schemas.sample_record import SampleRecord
+from schemas.store_spec import APEX_IMAGE, DIFFERENCE_IMAGE, DYNAMIC_IMAGE, MESTI_IMAGE, ONSET_IMAGE
 from stag_features.errors import NoFaceError, SampleError
 from stag_features.extract.align import align_clip, landmarks_on_crop
+from stag_features.extract.appearance import appearance_images
 from stag_features.extract.aus import au_truth_vector, flow_au_cue
 from stag_features.extract.face import LandmarkBackend, make_backend
 from stag_features.extract.flow import configure_opencv_threads, optical_strain, tvl1_flows_from_onset
@@ -163,6 +168,7 @@ class PreparedClip:
     landmarks_onset: np.ndarray  # (68, 2) float32
     landmarks_apex: np.ndarray  # (68, 2) float32
     undecodable_frames: tuple[int, ...] = ()  # frame numbers skipped as undecodable
+    appearance: dict[str, np.ndarray] = field(default_factory=dict)  # APPEARANCE_ARRAYS name -> (C, S, S) float32
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -232,6 +238,12 @@ def prepare_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
             log.warning("sample %s: no face on the aligned apex crop (position %d); onset landmarks stored "
                         "as apex landmarks (face.missing_face='skip')", sid, apex)
             landmarks_apex = np.asarray(aligned.landmarks_onset, dtype=np.float32)
+    appearance = {}
+    if config.appearance.enabled:
+        with stage("appearance"):  # positions: the onset at 0, the analysed frames end at the offset
+            images = appearance_images(crops, 0, apex, None, config.appearance, sample=sid)
+            appearance = {ONSET_IMAGE: images.onset, APEX_IMAGE: images.apex, DIFFERENCE_IMAGE: images.difference,
+                          DYNAMIC_IMAGE: images.dynamic, MESTI_IMAGE: images.mesti}
     return PreparedClip(
         record=record,
         frame_numbers=frame_numbers(record, positions),
@@ -246,6 +258,7 @@ def prepare_sample(record: SampleRecord, config: PipelineConfig, backend: Landma
         landmarks_onset=np.asarray(aligned.landmarks_onset, dtype=np.float32),
         landmarks_apex=landmarks_apex,
         undecodable_frames=tuple(int(n) for n in frame_numbers(record, np.asarray(skipped, dtype=np.int64))),
+        appearance=appearance,
         timings=stage.timings,
     )
 
@@ -303,6 +316,7 @@ def finish_sample(prepared: PreparedClip, pairs: Sequence[PairFlows], config: Pi
         au_activations=activations.astype(np.float32),
         au_truth=truth,
         edge_weights=weights,
+        extras=dict(prepared.appearance),
         timings=_merged(prepared.timings, *(p.timings for p in pairs), stage.timings),
     )
 
