@@ -161,12 +161,22 @@ class TrainConfig(_Frozen):
     """The fit loop. Model selection never sees the test fold: fixed epochs,
     or an inner validation split carved from the training subjects."""
 
-    model: Literal["stag", "ststnet"] = "stag"
+    model: str = Field(
+        "stag", description="a name of the model registry (stag_model.registry.MODELS): stag, ststnet, tsfmicro, "
+        "meganet; a model with a published training set-up (TrainingRecipe) brings its own defaults for the fields "
+        "below, which explicit values override",
+    )
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-3, ge=0)
-    warmup_epochs: int = Field(2, ge=0, description="linear warm-up before the cosine decay")
+    schedule: Literal["warmup_cosine", "exponential", "constant"] = Field(
+        "warmup_cosine", description="learning-rate factor per step: warmup_cosine = linear warm-up over "
+        "warmup_epochs, then cosine decay to 0; exponential = warm-up, then lr_gamma ** (epochs done since); "
+        "constant = warm-up, then 1",
+    )
+    lr_gamma: float = Field(0.95, gt=0, le=1, description="exponential schedule: factor per epoch")
+    warmup_epochs: int = Field(2, ge=0, description="linear warm-up before the decay")
     grad_clip: float = Field(1.0, gt=0)
     seeds: tuple[int, ...] = (1,)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -245,8 +255,10 @@ class TsfmicroConfig(_Frozen):
 
     input_size: int = Field(28, ge=8, le=256, description="both inputs are resized to this side")
     grid: int = Field(
-        14, ge=2, le=64, description="token grid side of both branches (the paper's 14); input_size / grid must "
-        "be a power of 2: the conv stem halves it that many times, the spatial patches have that side",
+        7, ge=2, le=64, description="token grid side of both branches (the paper's 14 at 224 px); input_size / grid "
+        "must be a power of 2: the conv stem halves it that many times, the spatial patches have that side. 7 at "
+        "28 px: 4 x 4 patches, 49 tokens; a batch of 32 trains in 0.06 s on one CPU thread against 0.34 s on the "
+        "14 x 14 grid (196 tokens), the difference between a 68-fold LOSO in tens of minutes and in hours here",
     )
     d_model: int = Field(64, ge=8, le=1024, description="token width of both branches (the paper's 512)")
     temporal_branch: bool = Field(True, description="retention over the difference frame (off: Table 6, W/O T)")
@@ -292,7 +304,10 @@ class MeganetConfig(_Frozen):
     input: MeganetInput = Field(
         "mesti", description="the image it reads: mesti (the paper's), apex face, onset-to-apex flow or dynamic image"
     )
-    input_size: int = Field(64, ge=8, le=256, description="the input is resized to this side")
+    input_size: int = Field(
+        28, ge=8, le=256, description="the input is resized to this side; 28 px, the side of the MEGC 2019 flow "
+        "images: a batch of 32 trains in 0.03 s on one CPU thread (0.14 s at 64 px)",
+    )
     stage_channels: tuple[int, ...] = Field((16, 32, 64), description="conv width of each stage (one 2x pool each)")
     convs_per_stage: int = Field(1, ge=1, le=4, description="conv-BN-ReLU layers per stage")
     gradient_attention: bool = Field(True, description="a Gradient Attention block ends each stage; off = ablation")

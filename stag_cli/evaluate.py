@@ -33,6 +33,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     from stag_model.data import make_source, open_samples
     from stag_model.evaluate import CheckpointError, evaluate_folds, read_checkpoints, run_configs
     from stag_model.protocols import make_folds
+    from stag_model.registry import prepare_samples
     from stag_model.report import write_run
     from stag_model.train import resolve_device
 
@@ -40,7 +41,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
         found = read_checkpoints(args.checkpoints, args.format, args.subject_order, args.seeds)
         configs = run_configs(found, args.scheme)
-        samples = open_samples(args.store, configs["data"])
+        samples = prepare_samples(open_samples(args.store, configs["data"]), configs)
         folds = make_folds(args.protocol, samples.subjects, samples.labels, samples.datasets, n_splits=args.folds,
                            seed=configs["train"].seeds[0])
         source = make_source(samples, configs["data"], device)
@@ -60,7 +61,8 @@ def _evaluate_command(args: argparse.Namespace) -> int:
                 "checkpoint_origin": found.description, "stores": [str(p) for p in samples.paths],
                 "protocol": args.protocol, "scheme": scheme, "device": str(device),
                 "training": f"not trained here: checkpoints from {args.checkpoints}",
-                "argv": sys.argv[1:], **{k: v.model_dump(mode="json") for k, v in configs.items()}}
+                "argv": sys.argv[1:], "inputs": [r.as_json() for r in samples.inputs],
+                **{k: v.model_dump(mode="json") for k, v in configs.items()}}
     metrics = write_run(out, samples, results, run_info, save_checkpoints=False)
     s = metrics["summary"]
     print(f"\n{'metric':<10} {'mean':>7} {'std':>7}   per seed")

@@ -1,7 +1,8 @@
-"""stag-fit: train and evaluate STAG (or the STSTNet baseline) straight from feature stores.
+"""stag-fit: train and evaluate STAG (or STSTNet, TSFmicro, MEGANet) straight from feature stores.
 
     stag-fit --store casme2.zarr [--store samm.zarr] --protocol loso --scheme casme2-5 \\
-             [--model stag|ststnet] [--device auto|cpu|cuda] [--epochs N] [--seeds 1,2,3] [--out runs/NAME]
+             [--model stag|ststnet|tsfmicro|meganet] [--device auto|cpu|cuda] [--epochs N] [--seeds 1,2,3]
+             [--out runs/NAME]
 
 Shows a progress bar over every fold's epochs (seed, fold i/n, epoch, training loss and
 accuracy; ``stag_cli.progress.FitProgress``) with one line per finished fold above it, then the
@@ -9,7 +10,11 @@ metric table; writes the outputs listed in stag_model/report.py into --out, and 
 training curves as TensorBoard event files in ``--out``/tensorboard while it trains
 (``tensorboard --logdir runs/``). ``--quiet``: only the metric table. Every default comes from
 schemas/model_config.py; ``--model-config`` / ``--train-config`` take a JSON file of overrides
-(e.g. ``{"cross_attention": false}`` for an ablation).
+(e.g. ``{"cross_attention": false}`` for an ablation) for the chosen model's section. A model with a
+published training set-up (TSFmicro: AdamW, lr 8e-4, exponential decay) takes it as its TrainConfig
+defaults (stag_model.registry.recipe_defaults); --train-config and flags override them. The models
+are those of stag_model.registry; the inputs each reads, and any substitution a store forces (the
+composite has no onset frame), are printed in the header and named in every report.
 """
 from __future__ import annotations
 
@@ -23,11 +28,12 @@ from pathlib import Path
 
 import torch
 
-from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from schemas.model_config import DataConfig, TrainConfig
 from stag_cli.parsing import OneLineParser
 from stag_model.allocator import keep_freed_memory
 from stag_model.data import make_source, open_samples
 from stag_model.protocols import SUBJECT_INDEPENDENT, make_folds
+from stag_model.registry import MODELS, default_configs, entry, inputs_line, prepare_samples, recipe_defaults
 from stag_model.report import seed_spread, write_run
 from stag_model.train import resolve_device, run_protocol
 from stag_model.training_log import EVENTS_FOLDER, TrainingLog
@@ -73,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", action="append", required=True, help="feature store (repeat for several)")
     p.add_argument("--protocol", choices=sorted(SUBJECT_INDEPENDENT), default="loso")
     p.add_argument("--scheme", required=True, help="class scheme name in the store(s)")
-    p.add_argument("--model", choices=["stag", "ststnet"], default="stag")
+    p.add_argument("--model", choices=list(MODELS), default="stag")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--epochs", type=int, help=f"fixed epochs per fold (default {TrainConfig().epochs}; the README's "
                                               "composite command gives the epochs of each recorded result)")
@@ -85,7 +91,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", choices=["auto", "vmap", "processes", "none"],
                    help="how folds train: all together (vmap, GPU), one per CPU core (processes), or one after "
                         "another (none, the reference); default auto")
-    p.add_argument("--model-config", type=_json_file, default={}, help="JSON file of ModelConfig / StstnetConfig overrides")
+    p.add_argument("--model-config", type=_json_file, default={}, help="JSON file of overrides of the chosen model's "
+                   "config (ModelConfig, StstnetConfig, TsfmicroConfig or MeganetConfig)")
     p.add_argument("--train-config", type=_json_file, default={}, help="JSON file of TrainConfig overrides")
     p.add_argument("--data-config", type=_json_file, default={}, help="JSON file of DataConfig overrides")
     p.add_argument("--out", type=Path, help="output folder, new or empty (default: a new runs/<model>-<protocol>-"
@@ -97,14 +104,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def resolve_configs(args: argparse.Namespace) -> dict:
-    """TrainConfig / ModelConfig / StstnetConfig / DataConfig from defaults, JSON overrides and flags."""
+    """TrainConfig, every model's config section and DataConfig from defaults, the chosen model's training
+    recipe, JSON overrides and flags."""
     flags = {k: v for k, v in {"epochs": args.epochs, "validation": args.validation, "batch_size": args.batch_size,
                                "threads": args.threads, "parallel": args.parallel}.items() if v is not None}
-    train = TrainConfig(**{**args.train_config, **flags, "model": args.model, "seeds": args.seeds, "device": args.device})
-    model_overrides = args.model_config if args.model == "stag" else {}
-    ststnet_overrides = args.model_config if args.model == "ststnet" else {}
-    return {"train": train, "model": ModelConfig(**model_overrides), "ststnet": StstnetConfig(**ststnet_overrides),
-            "data": DataConfig(**{**args.data_config, "scheme": args.scheme})}
+    chosen = entry(args.model)
+    sections = {**default_configs(), chosen.section: chosen.config_class(**args.model_config)}
+    recipe = recipe_defaults(args.model, sections[chosen.section])
+    train = TrainConfig(**{**recipe, **args.train_config, **flags, "model": args.model, "seeds": args.seeds,
+                           "device": args.device})
+    return {"train": train, **sections, "data": DataConfig(**{**args.data_config, "scheme": args.scheme})}
 
 
 def output_folder(args: argparse.Namespace, train: TrainConfig) -> Path:
@@ -153,7 +162,7 @@ def fit(args: argparse.Namespace, configs: dict, argv: list[str] | None) -> int:
         torch.set_num_threads(train.threads)
     out = output_folder(args, train)
     device = resolve_device(train.device)
-    samples = open_samples(args.store, configs["data"])
+    samples = prepare_samples(open_samples(args.store, configs["data"]), configs)
     folds = make_folds(args.protocol, samples.subjects, samples.labels, samples.datasets, n_splits=args.folds,
                        seed=train.seeds[0])
     source = make_source(samples, configs["data"], device)
@@ -161,10 +170,13 @@ def fit(args: argparse.Namespace, configs: dict, argv: list[str] | None) -> int:
     print(f"stag-fit: {train.model} | {len(samples)} samples, {len(set(samples.subjects))} subjects, "
           f"{len(samples.class_names)} classes {list(samples.class_names)} | {args.protocol}: {len(folds)} folds | "
           f"{type(source).__name__} on {device} | seeds {list(train.seeds)} x {train.epochs} epochs{dependent}")
+    if samples.inputs:
+        print(f"stag-fit: {train.model} inputs: {inputs_line(samples)}")
     started = time.perf_counter()
     results, path = _train(args, samples, source, folds, configs, device, out)
     run_info = {"stores": [str(p) for p in samples.paths], "protocol": args.protocol, "scheme": args.scheme,
                 "device": str(device), "training": path, "argv": sys.argv[1:] if argv is None else argv,
+                "inputs": [r.as_json() for r in samples.inputs],
                 **{k: v.model_dump(mode="json") for k, v in configs.items()}}
     metrics = write_run(out, samples, results, run_info, save_checkpoints=not args.no_checkpoints)
     s = metrics["summary"]

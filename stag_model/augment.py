@@ -7,7 +7,8 @@ uncovers repeats the edge values. The ROI inputs (patches, statistics) stay
 as they are: they come from landmarks, not from the field's frame.
 
 `flip_horizontally` mirrors samples: the vectors change with the field (u
-negates, left and right ROIs, edges and AUs swap). The trainer flips at
+negates, left and right ROIs, edges and AUs swap); appearance images (intensities)
+are mirrored only. `shift_fields` moves images by the same shift at their scale. The trainer flips at
 random while training and averages each test sample with its mirror image.
 """
 from __future__ import annotations
@@ -46,8 +47,13 @@ def shift_maps(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 
 def shift_fields(b: StagBatch, shifts: torch.Tensor) -> StagBatch:
-    """The batch with its flow (B, K, 2, H, W) and strain (B, K, H, W) shifted per sample."""
-    return dataclasses.replace(b, flow=shift_maps(b.flow, shifts), strain=shift_maps(b.strain, shifts))
+    """The batch with its flow (B, K, 2, H, W) and strain (B, K, H, W) shifted per sample, and its images
+    (B, C, S, S) by the same shift scaled to their side (S / W, rounded): the same displacement of the face."""
+    moved = dict(flow=shift_maps(b.flow, shifts), strain=shift_maps(b.strain, shifts))
+    if b.images:
+        moved["images"] = {name: shift_maps(image, torch.round(shifts.float() * image.shape[-1] / b.flow.shape[-1])
+                                            .long()) for name, image in b.images.items()}
+    return dataclasses.replace(b, **moved)
 
 
 def flip_horizontally(b: StagBatch, which: torch.Tensor, graph: GraphSpec) -> StagBatch:
@@ -69,4 +75,5 @@ def flip_horizontally(b: StagBatch, which: torch.Tensor, graph: GraphSpec) -> St
         original = getattr(b, name)
         mask = which.view(-1, *([1] * (original.dim() - 1)))
         out[name] = torch.where(mask, value.to(original.dtype), original)
-    return StagBatch(**{**vars(b), **out})
+    images = {name: torch.where(which.view(-1, 1, 1, 1), image.flip(-1), image) for name, image in b.images.items()}
+    return StagBatch(**{**vars(b), **out, "images": images})

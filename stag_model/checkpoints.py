@@ -26,6 +26,7 @@ import torch.nn as nn
 from pydantic import ValidationError
 
 from schemas.model_config import DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_model import registry
 from stag_model.data import Normaliser, StoreSamples
 from stag_model.train import build_model
 
@@ -34,6 +35,8 @@ from stag_model.train import build_model
 FIELDS_BEFORE_RECORDED = {"model": {"frame_stream_order": "conv_bn_relu"},
                           "ststnet": {"layer_order": "conv_bn_relu", "input": "store"}}
 CONFIG_CLASSES = {"train": TrainConfig, "model": ModelConfig, "ststnet": StstnetConfig, "data": DataConfig}
+REQUIRED_SECTIONS = ("train", "model", "ststnet", "data")  # every checkpoint records these; other models' sections
+# (stag_model.registry) are recorded since those models exist, and read at their defaults where absent
 
 
 class CheckpointError(ValueError):
@@ -78,10 +81,13 @@ def configs_of(checkpoint: Checkpoint, scheme: str | None = None) -> dict:
     """The train / model / ststnet / data configs a checkpoint was trained with (``scheme`` replaces the data
     config's); fields it predates take the value the code used then (``FIELDS_BEFORE_RECORDED``)."""
     recorded = checkpoint.metadata.get("configs")
-    if not isinstance(recorded, dict) or set(CONFIG_CLASSES) - set(recorded):
-        raise CheckpointError(f"{checkpoint.path}: its metadata lacks the configs {sorted(CONFIG_CLASSES)}")
+    if not isinstance(recorded, dict) or set(REQUIRED_SECTIONS) - set(recorded):
+        raise CheckpointError(f"{checkpoint.path}: its metadata lacks the configs {sorted(REQUIRED_SECTIONS)}")
     configs = {}
-    for name, cls in CONFIG_CLASSES.items():
+    classes = {**CONFIG_CLASSES, **{e.section: e.config_class for e in registry.MODELS.values()}}
+    for name, cls in classes.items():
+        if name not in recorded:
+            continue
         values = {**FIELDS_BEFORE_RECORDED.get(name, {}), **recorded[name]}
         if name == "data" and scheme:
             values["scheme"] = scheme
@@ -95,19 +101,13 @@ def configs_of(checkpoint: Checkpoint, scheme: str | None = None) -> dict:
 
 def architecture(configs: dict, n_classes: int) -> str:
     """A one-line description of the model the configs build."""
-    if configs["train"].model == "ststnet":
-        s = configs["ststnet"]
-        return (f"ststnet (streams {list(s.stream_channels)}, {s.layer_order}, input {s.input}, "
-                f"{n_classes} classes)")
-    m = configs["model"]
-    return (f"stag (d_model {m.d_model}, frame encoder {m.frame_encoder}, {m.frame_stream_order}, "
-            f"{n_classes} classes)")
+    return registry.architecture(configs, n_classes)
 
 
 def restore(checkpoint: Checkpoint, configs: dict, samples: StoreSamples, device: torch.device
             ) -> tuple[nn.Module, Normaliser | None]:
     """The model of ``configs`` with the checkpoint's weights, in eval mode on ``device``, and its normaliser."""
-    model = build_model(configs["train"], configs["model"], configs["ststnet"], samples)
+    model = build_model(configs["train"], configs["model"], configs["ststnet"], samples, configs)
     expected = model.state_dict()
     given = checkpoint.state_dict
     missing = [k for k in expected if k not in given]
@@ -157,6 +157,11 @@ def check_fits(checkpoint: Checkpoint, configs: dict, samples: StoreSamples) -> 
         raise CheckpointError(f"{where}: its model ({architecture(configs, len(classes))}) was trained on flow in "
                               f"units {units!r}, but {', '.join(map(str, samples.paths))} hold flow in units "
                               f"{store_units!r}; its normalisation and weights do not carry over")
+    trained_on = [(i.get("role"), i.get("array")) for i in meta.get("inputs", [])]
+    given = [(r.role, r.array) for r in samples.inputs]
+    if trained_on != given:
+        raise CheckpointError(f"{where} was trained on the inputs {trained_on} (role, array), but the store(s) give "
+                              f"{given}; a model's weights do not carry over to another input")
     if configs["train"].model == "stag":
         graph = samples.graph
         theirs = (tuple(meta.get("roi_names", ())), tuple(meta.get("au_names", ())),

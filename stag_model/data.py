@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -108,11 +108,15 @@ def grid_roi_features(flow: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def read_samples(reader: StoreReader, slots: np.ndarray, config: DataConfig,
-                 empty: Callable = float32_empty) -> dict[str, np.ndarray]:
+                 empty: Callable = float32_empty, images: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Feature arrays of the given slots (in the order given), float32, direction as (cos, sin),
-    grid ROIs when the store has none. ``empty(shape)`` allocates the results read
-    from the store."""
+    grid ROIs when the store has none, and the image arrays ``images`` a model reads (each (N, C, S, S):
+    a grey (N, S, S) array such as ``apex_face`` gets its channel axis). ``empty(shape)`` allocates the
+    results read from the store."""
     out = {name: reader.read(name, slots, empty) for name in FEATURE_ARRAYS}
+    for name in images:
+        image = reader.read(name, slots, empty)
+        out[name] = image[:, None] if image.ndim == 3 else image  # (N, C, S, S)
     if out["roi_patches"].shape[2] == 0:
         out["roi_patches"], out["roi_stats"] = grid_roi_features(out["flow"], config.grid_rois)
         out["edge_weight"] = np.ones(out["flow"].shape[:2] + (len(grid_graph(config.grid_rois)[1]),), np.float32)
@@ -139,7 +143,9 @@ class StoreSamples:
     class_names: tuple[str, ...]
     graph: GraphSpec
     frames: int
-    feature_bytes: int  # float32 bytes of every feature array of every sample
+    feature_bytes: int  # float32 bytes of every feature array (and image array) of every sample
+    images: tuple[str, ...] = ()  # image arrays read beside the features (a model's inputs; stag_model.registry)
+    inputs: tuple = ()  # stag_model.registry.ResolvedInput of each input role of the model, substitutions named
 
     @property
     def paths(self) -> list[Path]:
@@ -215,10 +221,23 @@ def open_samples(paths: list[str | Path], config: DataConfig) -> StoreSamples:
     )
 
 
+def with_images(samples: StoreSamples, images: tuple[str, ...], inputs: tuple, config: DataConfig) -> StoreSamples:
+    """``samples`` whose sources also read the image arrays ``images`` (every store must hold them), with
+    the resolved model inputs ``inputs`` recorded; ``feature_bytes`` counts the images too."""
+    for reader in samples.readers:
+        missing = [name for name in images if name not in reader.metadata.layout.extra_arrays]
+        if missing:
+            raise ValueError(f"store {reader.path} lacks the image array(s) {missing}")
+    probe = read_samples(samples.readers[0], samples.slots[0][:1], config, images=images)
+    return replace(samples, images=tuple(images), inputs=tuple(inputs),
+                   feature_bytes=len(samples) * sum(a.nbytes for a in probe.values()))
+
+
 def _to_batch(arrays: dict[str, torch.Tensor], graph: GraphSpec) -> StagBatch:
     n, k = arrays["flow"].shape[:2]
     device = arrays["flow"].device
     return StagBatch(
+        images={name: value for name, value in arrays.items() if name not in FEATURE_ARRAYS},
         flow=arrays["flow"], strain=arrays["strain"], frame_mask=torch.ones(n, k, dtype=torch.bool, device=device),
         roi_patches=arrays["roi_patches"], roi_stats=arrays["roi_stats"], au_activation=arrays["au_activation"],
         edge_weight=arrays["edge_weight"], edge_index=torch.as_tensor(graph.edge_index, device=device),
@@ -233,9 +252,10 @@ class InMemorySource:
     ``prefetch_factor`` batches ahead of the step."""
 
     def __init__(self, samples: StoreSamples, config: DataConfig, device: torch.device):
-        per_store = [read_samples(reader, slots, config) for reader, slots in zip(samples.readers, samples.slots)]
+        per_store = [read_samples(reader, slots, config, images=samples.images)
+                     for reader, slots in zip(samples.readers, samples.slots)]
         self.arrays = {k: torch.from_numpy(np.concatenate([d[k] for d in per_store])).to(device)
-                       for k in FEATURE_ARRAYS}
+                       for k in (*FEATURE_ARRAYS, *samples.images)}
         self.graph, self.device, self.prefetch = samples.graph, device, config.prefetch_factor
         self.passes = Passes(self._start, lead=self.prefetch if device.type == "cpu" else 0)  # CPU: a gathering thread
 
@@ -264,7 +284,7 @@ class _BatchReader:
     before), so it reaches the trainer without a copy."""
 
     def __init__(self, samples: StoreSamples, config: DataConfig):
-        self.readers, self.config = samples.readers, config
+        self.readers, self.config, self.images = samples.readers, config, samples.images
         self.store_of = np.concatenate([np.full(len(s), i) for i, s in enumerate(samples.slots)])
         self.slot_of = np.concatenate(samples.slots)
         self.floats_per_sample = 0  # learnt from the batches read so far
@@ -280,7 +300,7 @@ class _BatchReader:
             mine = stores == store
             try:
                 arrays = read_samples(self.readers[store], self.slot_of[positions[mine]], self.config,
-                                      empty if one_store else float32_empty)
+                                      empty if one_store else float32_empty, self.images)
             except Exception as error:
                 raise RuntimeError(f"store {self.readers[store].path}: reading slots {self.slot_of[positions[mine]].tolist()} "
                                    f"failed: {type(error).__name__}: {error}") from error
@@ -291,7 +311,7 @@ class _BatchReader:
                 out.setdefault(name, empty((len(positions), *value.shape[1:])))[mine] = value
         if isinstance(empty, SharedArena):
             self.floats_per_sample = max(self.floats_per_sample, -(-empty.requested // len(positions)))
-        return positions, {name: as_tensor(out[name]) for name in FEATURE_ARRAYS}
+        return positions, {name: as_tensor(out[name]) for name in (*FEATURE_ARRAYS, *self.images)}
 
 
 class StreamingSource:
@@ -333,6 +353,13 @@ class StreamingSource:
 # -- normalisation (applied on the device, per batch; augmentation: stag_model.augment) --
 # channel axis of each field; statistics are per channel, over every other axis
 CHANNEL_AXIS = {"flow": 2, "strain": None, "roi_patches": 3, "roi_stats": -1, "au_activation": -1, "edge_weight": None}
+IMAGE_CHANNEL_AXIS = 1  # images (B, C, S, S): statistics per channel
+
+
+def _fields(b: StagBatch) -> dict[str, tuple[torch.Tensor, int | None]]:
+    """Every normalised input of a batch by name, with its channel axis: the features, then the images."""
+    return {**{name: (getattr(b, name), axis) for name, axis in CHANNEL_AXIS.items()},
+            **{name: (image, IMAGE_CHANNEL_AXIS) for name, image in b.images.items()}}
 
 
 def _channels_last(x: torch.Tensor, axis: int | None) -> torch.Tensor:
@@ -352,8 +379,8 @@ class Normaliser:
         ``upcoming``: the order of the pass that follows (the first epoch), read ahead during the last batch."""
         sums: dict[str, torch.Tensor] = {}
         for _, batch in source.batches(positions, batch_size, upcoming=upcoming):
-            for name, axis in CHANNEL_AXIS.items():
-                x = _channels_last(getattr(batch, name).double(), axis)  # (M, C)
+            for name, (value, axis) in _fields(batch).items():
+                x = _channels_last(value.double(), axis)  # (M, C)
                 acc = torch.stack([torch.full_like(x[0], x.shape[0]), x.sum(0), (x * x).sum(0)])  # (3, C)
                 sums[name] = sums[name] + acc if name in sums else acc
         mean, std = {}, {}
@@ -364,14 +391,15 @@ class Normaliser:
         return cls(mean, std)
 
     def __call__(self, b: StagBatch) -> StagBatch:
-        out = {}
-        for name, axis in CHANNEL_AXIS.items():
-            x = getattr(b, name).float()
+        out, images = {}, {}
+        for name, (value, axis) in _fields(b).items():
+            x = value.float()
             shape = [1] * x.dim()
             if axis is not None:
                 shape[axis] = -1
-            out[name] = (x - self.mean[name].to(x.device).view(shape)) / self.std[name].to(x.device).view(shape)
-        return StagBatch(**{**vars(b), **out})
+            normalised = (x - self.mean[name].to(x.device).view(shape)) / self.std[name].to(x.device).view(shape)
+            (images if name in b.images else out)[name] = normalised
+        return StagBatch(**{**vars(b), **out, "images": images})
 
     def state(self) -> dict[str, dict[str, list[float]]]:
         """Plain-python copy for checkpoints."""

@@ -37,6 +37,7 @@ import torch.nn as nn
 from torch.func import functional_call, vmap
 
 from schemas.model_config import CLASS_WEIGHT_POWER, DataConfig, TrainConfig
+from stag_model import registry
 from stag_model.augment import flip_horizontally, random_shifts, shift_fields
 from stag_model.data import CHANNEL_AXIS, InMemorySource, Normaliser, StoreSamples, _to_batch
 from stag_model.model import StagBatch
@@ -113,6 +114,8 @@ def vectorisable(model: nn.Module) -> nn.Module:
 
 def supported(source, train: TrainConfig) -> str | None:
     """Why the fold-parallel path cannot run this configuration, or None when it can."""
+    if not registry.entry(train.model).vmap:
+        return f"{train.model} is not set up for the fold-parallel (vmap) path"
     if not isinstance(source, InMemorySource):
         return "the store's features are streamed (larger than DataConfig.keep_on_device_max_bytes)"
     if train.validation != "none":
@@ -151,11 +154,11 @@ def _member(samples: StoreSamples, source: InMemorySource, fold: Fold, seed: int
     y_train = labels[fold.train]
     orders = epoch_orders(fold.train, train.epochs, torch.Generator().manual_seed(s))
     normaliser = Normaliser.fit(source, fold.train, train.batch_size, data.min_std) if data.normalise else None
-    weighting = (configs["model"] if train.model == "stag" else configs["ststnet"]).class_weighting
+    weighting = registry.section_config(configs).class_weighting
     alpha = torch.as_tensor(class_weights(y_train, len(samples.class_names), CLASS_WEIGHT_POWER[weighting]))
     prior = torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]))
     torch.manual_seed(s)
-    model = build_model(train, configs["model"], configs["ststnet"], samples)
+    model = build_model(train, configs["model"], configs["ststnet"], samples, configs)
     model.set_class_weights(alpha)
     model.set_au_prior(prior)
     return Member(fold, seed, s, orders, torch.Generator().manual_seed(s + AUGMENT_SEED_OFFSET), normaliser,
@@ -346,14 +349,14 @@ def run_parallel(samples: StoreSamples, source: InMemorySource, folds: list[Fold
     pairs = [(seed, fold) for seed in seeds for fold in folds]
     index = {fold.name: i for i, fold in enumerate(folds, 1)}  # "fold i/n" as the fold-by-fold loop says
     group = train.parallel_members or len(pairs)
-    template = vectorisable(build_model(train, configs["model"], configs["ststnet"], samples)).to(device)
+    template = vectorisable(build_model(train, configs["model"], configs["ststnet"], samples, configs)).to(device)
     results: dict[int, list] = {seed: [] for seed in seeds}
     for first in range(0, len(pairs), group):
         members = [_member(samples, source, fold, seed, configs, device) for seed, fold in pairs[first:first + group]]
         _train_group(template, members, source, configs, device, log, monitor)
         seconds = (time.perf_counter() - started) / (first + len(members))  # per member so far
         for m in members:
-            model = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
+            model = build_model(train, configs["model"], configs["ststnet"], samples, configs).to(device)
             model.load_state_dict(m.state)
             for module in model.modules():  # prediction with the dense E-GAT too (the same function)
                 if hasattr(module, "dense"):

@@ -21,9 +21,9 @@ ResNet50 and EfficientNet-B0 on a few hundred clips); ours is small enough for
     stage s: [conv 3 x 3 -> BN -> ReLU] x convs_per_stage -> GradientAttention -> max-pool 2
     global average pool -> dropout -> linear
 
-Defaults (stages 16, 32, 64; one conv each; 64 px input; 1 channel; 5 classes):
+Defaults (stages 16, 32, 64; one conv each; 28 px input; 1 channel; 5 classes):
 30,341 parameters with the blocks, 23,733 without; on one CPU thread a batch of 32
-at 64 px takes about 0.15 s forward and backward.
+trains in about 0.03 s at 28 px (0.14 s at 64 px).
 
 Shapes: B batch, C input channels, H W input side, c_s stage widths.
 Input an image (B, C, H, W); output logits (B, n_classes).

@@ -27,7 +27,7 @@ Every component can be switched off in `ModelConfig` (schemas/model_config.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn as nn
@@ -51,9 +51,13 @@ class StagBatch:
     edge_weight: torch.Tensor  # (B, K, E)
     edge_index: torch.Tensor  # (E, 2) long, ROI positions 0..R-1
     roi_ids: torch.Tensor  # (R,) long, identity of each ROI position (index into the identity table)
+    # image arrays a model reads (stag_model.registry), by store array name: (B, C, S, S) each
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "StagBatch":
-        return StagBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+        moved = {f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)
+                 if f.name != "images"}
+        return StagBatch(**moved, images={k: v.to(device, non_blocking=non_blocking) for k, v in self.images.items()})
 
 
 def focal_loss(

@@ -99,6 +99,7 @@ def write_run(out: Path, samples: StoreSamples, results: dict[int, list[FoldResu
         "summary": mean_std_over_seeds([m["pooled"] for m in per_seed.values()]),
         "seconds_per_fold": float(np.mean(seconds)), "seconds_per_epoch": float(np.mean(seconds)) / run_info["train"]["epochs"],
         "per_seed": {str(k): v for k, v in per_seed.items()},
+        "inputs": run_info.get("inputs", []),
         **breakdown(table, samples.class_names),  # per_dataset, per_subject: pooled per seed, mean/std
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -151,6 +152,20 @@ def _header(r: ReportInput) -> str:
             + warning)
 
 
+def _inputs(r: ReportInput) -> str:
+    """What each input of the model read, and every substitution a store forced (never silent)."""
+    inputs = r.run_info.get("inputs") or []
+    if not inputs:
+        return ""
+    rows = "\n".join(f"| {i['role']} | {i['paper_input']} | `{i['array']}` | "
+                     f"{('**substituted**: ' + i['substitution']) if i.get('substitution') else 'as in the paper'} |"
+                     for i in inputs)
+    note = ("\n> **Input substitution**: the store cannot give this model its paper's input for the roles marked "
+            "above; these figures are for the substitute input, not the paper's.\n"
+            if any(i.get("substitution") for i in inputs) else "")
+    return f"Model inputs:\n\n| role | paper's input | store array read | |\n|---|---|---|---|\n{rows}\n{note}"
+
+
 def _metric_table(r: ReportInput) -> str:
     s = r.metrics["summary"]
     spread = "mean ± std over seeds" if len(r.metrics["seeds"]) > 1 else "one seed (no spread over seeds)"
@@ -193,7 +208,7 @@ def _cost_and_files(r: ReportInput) -> str:
 
 
 # the sections of report.md in order; a per-dataset or per-subject table goes after _per_class
-REPORT_SECTIONS: list[Callable[[ReportInput], str]] = [_header, _metric_table, _per_class, _per_dataset_and_subject,
+REPORT_SECTIONS: list[Callable[[ReportInput], str]] = [_header, _inputs, _metric_table, _per_class, _per_dataset_and_subject,
                                                        _curves, _cost_and_files]
 
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 
 from schemas.model_config import CLASS_WEIGHT_POWER, DataConfig, ModelConfig, StstnetConfig, TrainConfig
+from stag_model import registry
 from stag_model.augment import flip_horizontally, random_shifts, shift_fields
-from stag_model.baselines import Ststnet
 from stag_model.data import Normaliser, StoreSamples
 from stag_model.metrics import classification_metrics
 from stag_model.model import Stag, StagBatch
@@ -85,11 +85,11 @@ def fold_seed(seed: int, fold: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(fold.encode())) % 2**31
 
 
-def build_model(train: TrainConfig, model: ModelConfig, ststnet: StstnetConfig, samples: StoreSamples) -> nn.Module:
-    n_classes = len(samples.class_names)
-    if train.model == "ststnet":
-        return Ststnet(ststnet, n_classes)
-    return Stag(model, n_classes, n_aus=len(samples.graph.au_names), n_roi_stats=5)
+def build_model(train: TrainConfig, model: ModelConfig, ststnet: StstnetConfig, samples: StoreSamples,
+                configs: dict | None = None) -> nn.Module:
+    """The model ``train.model`` names (stag_model.registry), built from its config section: ``model`` for
+    STAG, ``ststnet`` for STSTNet, the section in ``configs`` for the others (its defaults without one)."""
+    return registry.build({"model": model, "ststnet": ststnet, **(configs or {}), "train": train}, samples)
 
 
 AUGMENT_SEED_OFFSET = 1  # the augmentation generator's seed is the fold seed plus this; the epoch order's is the fold seed
@@ -100,7 +100,8 @@ def mix_batch(b: StagBatch, partner: torch.Tensor, weight: float) -> StagBatch:
     """Mixup of every feature field: weight * sample + (1 - weight) * sample[partner];
     a frame is real when it is real in either sample. partner (B,) long."""
     mixed = {name: weight * getattr(b, name) + (1 - weight) * getattr(b, name)[partner] for name in MIXED_FIELDS}
-    return StagBatch(**{**vars(b), **mixed, "frame_mask": b.frame_mask | b.frame_mask[partner]})
+    images = {name: weight * image + (1 - weight) * image[partner] for name, image in b.images.items()}
+    return StagBatch(**{**vars(b), **mixed, "images": images, "frame_mask": b.frame_mask | b.frame_mask[partner]})
 
 
 def epoch_orders(positions: np.ndarray, epochs: int, generator: torch.Generator) -> list[np.ndarray]:
@@ -118,11 +119,16 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 def _learning_rate_factor(step: int, steps_per_epoch: int, train: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_epochs``, then cosine decay to 0."""
+    """Linear warm-up over ``warmup_epochs``, then ``train.schedule``: cosine decay to 0
+    (warmup_cosine), lr_gamma ** (whole epochs since the warm-up) (exponential), or 1 (constant)."""
     warm = train.warmup_epochs * steps_per_epoch
     total = train.epochs * steps_per_epoch
     if step < warm:
         return (step + 1) / warm
+    if train.schedule == "exponential":
+        return train.lr_gamma ** ((step - warm) // max(1, steps_per_epoch))
+    if train.schedule == "constant":
+        return 1.0
     return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
@@ -258,11 +264,11 @@ def fit_fold(samples: StoreSamples, source, fold: Fold, labels: GuardedLabels, c
     orders = epoch_orders(fold.train, train.epochs, torch.Generator().manual_seed(s))
     normaliser = (Normaliser.fit(source, fold.train, train.batch_size, data.min_std, upcoming=orders[0])
                   if data.normalise else None)
-    weighting = (configs["model"] if train.model == "stag" else configs["ststnet"]).class_weighting
+    weighting = registry.section_config(configs).class_weighting
     alpha = torch.as_tensor(class_weights(y_train, n_classes, CLASS_WEIGHT_POWER[weighting]), device=device)
     prior = torch.as_tensor(au_cooccurrence_prior(samples.au_truth[fold.train]), device=device)
     torch.manual_seed(s)
-    model = build_model(train, configs["model"], configs["ststnet"], samples).to(device)
+    model = build_model(train, configs["model"], configs["ststnet"], samples, configs).to(device)
     if dense_gat and isinstance(model, Stag) and model.gat is not None:
         model.gat.dense = True
     model.set_class_weights(alpha)  # copied into the model's buffer
@@ -290,6 +296,7 @@ def fold_result(model: nn.Module, samples: StoreSamples, source, fold: Fold, nor
     result.metadata = {
         "model": train.model, "fold": fold.name, "seed": seed, "epochs_kept": epochs_kept,
         "configs": {k: v.model_dump(mode="json") for k, v in configs.items()},
+        "inputs": [r.as_json() for r in samples.inputs],
         "class_names": list(samples.class_names), "roi_names": list(samples.graph.roi_names),
         "au_names": list(samples.graph.au_names), "edge_index": samples.graph.edge_index.tolist(),
         "normaliser": normaliser.state() if normaliser else None,

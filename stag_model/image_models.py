@@ -1,0 +1,54 @@
+"""Image models (TSFmicro, MEGANet) in the trainer's framework: a network whose ``forward`` takes named
+images, wrapped so that it reads a `StagBatch` and trains like STAG (class weights, loss, the AU prior
+hook).
+
+Each input role (a keyword of the network's forward, e.g. TSFmicro's ``difference`` and ``onset``) reads
+one array: an image array of the store, carried in ``StagBatch.images`` (B, C, S, S), or ``FLOW_IMAGE``,
+the (u, v, strain) field of the selected frame of largest mean flow magnitude (B, 3, H, W), made from
+the batch's flow (`Ststnet.apex_volume`) after normalisation and augmentation. stag_model.registry
+resolves which array each role reads.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from stag_model.baselines import Ststnet
+from stag_model.model import StagBatch, focal_loss
+
+FLOW_IMAGE = "flow"  # the role reads the flow image of the frame of largest motion (u, v, strain)
+FLOW_CHANNELS = 3
+
+
+def role_image(b: StagBatch, array: str) -> torch.Tensor:
+    """The (B, C, S, S) image a role reads from the batch: ``b.images[array]`` or the flow image."""
+    if array == FLOW_IMAGE:
+        return Ststnet.apex_volume(b, b.flow.shape[-1])  # (B, 3, H, W)
+    return b.images[array].float()
+
+
+class ImageModel(nn.Module):
+    """``forward(batch, targets, valid)`` returns ``logits, loss`` like `Stag`; the network is ``net``.
+    The loss is (class-weighted, when ``class_weighting`` is not "none") cross-entropy."""
+
+    def __init__(self, net: nn.Module, arrays: dict[str, str], n_classes: int, class_weighting: str):
+        super().__init__()
+        self.net, self.arrays, self.weighted = net, dict(arrays), class_weighting != "none"
+        self.register_buffer("class_weights", torch.ones(n_classes), persistent=True)
+
+    def set_class_weights(self, weights: torch.Tensor) -> None:
+        self.class_weights.copy_(weights)
+
+    def set_au_prior(self, prior: torch.Tensor) -> None:
+        """Image models use no AU input; accepted so the trainer treats models alike."""
+
+    def images(self, b: StagBatch) -> dict[str, torch.Tensor]:
+        """Each role's (B, C, S, S) input."""
+        return {role: role_image(b, array) for role, array in self.arrays.items()}
+
+    def forward(self, b: StagBatch, targets: torch.Tensor | None = None, valid: torch.Tensor | None = None):
+        logits = self.net(**self.images(b))  # (B, C)
+        return logits, (self.criterion(logits, targets, valid) if targets is not None else None)
+
+    def criterion(self, logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        return focal_loss(logits, targets, 0.0, self.class_weights if self.weighted else None, valid=valid)
