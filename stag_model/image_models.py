@@ -50,5 +50,15 @@ class ImageModel(nn.Module):
         logits = self.net(**self.images(b))  # (B, C)
         return logits, (self.criterion(logits, targets, valid) if targets is not None else None)
 
+    def saliency(self, b: StagBatch) -> dict[str, torch.Tensor]:
+        """Per role, |d logit of the predicted class / d input| summed over channels (Simonyan et al. 2014):
+        where in each input a change moves the decision most. (B, S, S) per role; gradients are taken here
+        even under ``torch.no_grad``."""
+        with torch.enable_grad():
+            images = {role: image.detach().requires_grad_(True) for role, image in self.images(b).items()}
+            logits = self.net(**images)  # (B, C)
+            logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+        return {role: image.grad.abs().sum(1) for role, image in images.items()}  # (B, S, S)
+
     def criterion(self, logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         return focal_loss(logits, targets, 0.0, self.class_weights if self.weighted else None, valid=valid)

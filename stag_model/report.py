@@ -8,6 +8,7 @@
     confusion.png          pooled confusion matrix (summed over seeds)
     curves.png             training loss and accuracy per epoch and fold (validation UF1 where used)
     attention.png          STAG: mean ROI and edge attention drawn on the stores' mean face
+    explanation.png        TSFmicro, MEGANet: mean input saliency of each input role
     tensorboard/           the same curves as TensorBoard event files, written while training
                            (``stag_model.training_log``; ``tensorboard --logdir runs/``)
     checkpoints/seed<S>/<fold>.pt   {"state_dict", "metadata"}: loads with torch.load(weights_only=True);
@@ -36,7 +37,7 @@ from stag_model.breakdown import breakdown, breakdown_markdown
 from stag_model.data import StoreSamples
 from stag_model.metrics import mean_std_over_seeds, pooled_and_per_fold
 from stag_model.protocols import SUBJECT_INDEPENDENT
-from stag_model.run_figures import attention_png, confusion_png, curves_png
+from stag_model.run_figures import attention_png, confusion_png, curves_png, explanation_png
 from stag_model.train import FoldResult
 from stag_model.training_log import EVENTS_FOLDER
 
@@ -112,6 +113,8 @@ def write_run(out: Path, samples: StoreSamples, results: dict[int, list[FoldResu
         files.append("curves.png")
     if attention_png(samples, results, title, out / "attention.png"):
         files.append("attention.png")
+    if explanation_png(results, samples.inputs, title, out / "explanation.png"):
+        files.append("explanation.png")
     if (out / EVENTS_FOLDER).is_dir():
         files.append(f"{EVENTS_FOLDER}/")
     if save_checkpoints:

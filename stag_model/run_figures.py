@@ -4,6 +4,8 @@
     curves.png      training loss and accuracy per epoch, one thin line per (seed, fold) and their mean
                     in bold; validation UF1 where an inner validation split was used. No test-fold figure
                     per epoch exists to draw (``stag_model.training_log``).
+    explanation.png an image model's (TSFmicro, MEGANet) input saliency per input role, mean over test
+                    samples and folds, beside the mean input it explains
     attention.png   STAG's mean ROI attention (dots, colour bar) and last-layer E-GAT edge attention
                     (lines) drawn on the stores' mean face: the aligned onset face, or the apex face of
                     a store that has one and no onset face (the composite); without either, on a blank
@@ -141,5 +143,28 @@ def attention_png(samples: StoreSamples, results: dict, title: str, path: Path) 
                  "mean over test samples and folds; sizes and widths span this run's range", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
+    _save(fig, path)
+    return True
+
+
+def explanation_png(results: dict, inputs: tuple, title: str, path: Path) -> bool:
+    """An image model's mean input saliency (``saliency:<role>`` of each fold's attention) per role, titled
+    with the store array the role read (substitutions named); False (nothing written) without any."""
+    folds = [r for rs in results.values() for r in rs if any(k.startswith("saliency:") for k in r.attention)]
+    if not folds:
+        return False
+    read = {i.role: i for i in inputs}
+    roles = [k.split(":", 1)[1] for k in folds[0].attention if k.startswith("saliency:")]
+    fig, axes = plt.subplots(1, len(roles), figsize=(4.2 * len(roles), 4.4), squeeze=False)
+    for ax, role in zip(axes[0], roles):
+        mean = np.mean([r.attention[f"saliency:{role}"] for r in folds], 0)
+        side = int(round(np.sqrt(mean.size)))
+        shown = ax.imshow(mean.reshape(side, side), cmap="magma")
+        what = read[role].array + (" (substituted)" if read[role].substitution else "")
+        ax.set_title(f"{role} <- {what}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    fig.suptitle(f"{title}\ninput saliency |d logit(predicted) / d input|, mean over test samples and folds", fontsize=8)
     _save(fig, path)
     return True

@@ -26,6 +26,7 @@ from schemas.model_config import CLASS_WEIGHT_POWER, DataConfig, ModelConfig, St
 from stag_model import registry
 from stag_model.augment import flip_horizontally, random_shifts, shift_fields
 from stag_model.data import Normaliser, StoreSamples
+from stag_model.image_models import ImageModel
 from stag_model.metrics import classification_metrics
 from stag_model.model import Stag, StagBatch
 from stag_model.protocols import Fold, GuardedLabels, au_cooccurrence_prior, class_weights, inner_validation_split
@@ -155,8 +156,11 @@ def predict(model: nn.Module, source, normaliser: Normaliser | None, positions: 
 def mean_attention(model: nn.Module, source, normaliser: Normaliser | None, positions: np.ndarray, batch_size: int
                    ) -> dict[str, list[float]]:
     """STAG's attention averaged over samples (and frames, heads): ``rois`` (R,),
-    ``edges`` (E,) averaged over both directions of each edge, ``frames`` (K,).
-    Empty for models without attention."""
+    ``edges`` (E,) averaged over both directions of each edge, ``frames`` (K,). An image model's
+    saliency instead (``ImageModel.saliency``): ``saliency:<role>`` (S * S,) per input role.
+    Empty for other models."""
+    if isinstance(model, ImageModel):
+        return mean_saliency(model, source, normaliser, positions, batch_size)
     if not isinstance(model, Stag):
         return {}
     model.eval()
@@ -171,6 +175,18 @@ def mean_attention(model: nn.Module, source, normaliser: Normaliser | None, posi
         for k, v in parts.items():
             sums[k] = sums[k] + v if k in sums else v
     return {k: (v / len(positions)).cpu().tolist() for k, v in sums.items()}
+
+
+def mean_saliency(model: ImageModel, source, normaliser: Normaliser | None, positions: np.ndarray, batch_size: int
+                  ) -> dict[str, list[float]]:
+    """``saliency:<role>``: the role's input saliency (``ImageModel.saliency``, (S, S) per sample) averaged
+    over ``positions``, flattened row by row."""
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    for _, batch in source.batches(positions, batch_size):
+        for role, value in model.saliency(normaliser(batch) if normaliser else batch).items():
+            sums[role] = sums[role] + value.sum(0) if role in sums else value.sum(0)
+    return {f"saliency:{role}": (v / len(positions)).flatten().cpu().tolist() for role, v in sums.items()}
 
 
 def _train_model(model: nn.Module, source, normaliser: Normaliser | None, fold: Fold, labels: GuardedLabels,

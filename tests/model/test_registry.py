@@ -154,6 +154,8 @@ def test_image_models_train_in_the_one_loop(model, store, request):
     assert len(result.train_loss) == configs["train"].epochs and np.isfinite(result.train_loss).all()
     assert result.metadata["inputs"] == [r.as_json() for r in samples.inputs]
     assert set(result.metadata["normaliser"]["mean"]) >= set(samples.images)  # images z-scored on the training fold
+    assert {k.split(":")[1] for k in result.attention} == {r.role for r in samples.inputs}  # a saliency map per input role
+    assert all(len(v) > 0 and np.isfinite(v).all() and max(v) > 0 for v in result.attention.values())
 
 
 def test_an_image_model_reads_the_arrays_its_roles_name(appearance_store):
@@ -205,7 +207,7 @@ def test_a_run_names_its_substitutions_and_its_checkpoints_evaluate(composite_li
     assert "tsfmicro inputs: difference <- flow (SUBSTITUTED" in printed
     report = (out / "report.md").read_text()
     assert "**substituted**: the apex face in place of the onset frame" in report
-    assert "Input substitution" in report
+    assert "Input substitution" in report and "explanation.png" in report and (out / "explanation.png").is_file()
     inputs = json.loads((out / "metrics.json").read_text())["inputs"]
     assert [(i["role"], i["array"], bool(i["substitution"])) for i in inputs] == [
         ("difference", "flow", True), ("onset", "apex_face", True)]
