@@ -35,6 +35,7 @@ from benchmarks._report_common import (  # noqa: E402
     two_core_ceiling,
 )
 from benchmarks.report_ingest import section_runs, section_selection, section_stages  # noqa: E402
+from benchmarks.report_models import section_seed_models  # noqa: E402
 from benchmarks.report_store import section_codecs  # noqa: E402
 from schemas.model_config import DataConfig  # noqa: E402
 from stag_model.data import held_in_memory  # noqa: E402
@@ -254,6 +255,7 @@ def main() -> int:
            "| `benchmarks/training_cost.py` | 7: s/epoch and per LOSO run, STAG and STSTNet; training peak memory |",
            "| `benchmarks/store_codecs.py` | 8: bytes per sample by array; codecs' size and read speed |",
            "| `benchmarks/tvl1_backends.py` | 9: the torch TV-L1 backend vs OpenCV on the CPU: s per pair, EPE, demo ingest |",
+           "| `benchmarks/seed_models.py` | 10: STAG, STSTNet, TSFmicro, MEGANet: s/epoch, LOSO cost, results on identical folds |",
            "| `benchmarks/report.py` | renders this file from `benchmarks/results/*.json` |", ""]
     summary = summary_rows()
     if summary:
@@ -310,7 +312,9 @@ def main() -> int:
     else:
         any_doc = any_doc or doc
         out += [*provenance(doc, smoke), *section_codecs(doc), ""]
-    add_sections((("9. TV-L1: the torch backend against OpenCV", "tvl1_backends", section_tvl1),))
+    add_sections((("9. TV-L1: the torch backend against OpenCV", "tvl1_backends", section_tvl1),
+                  ("10. The four seed models: cost and results on identical folds", "seed_models",
+                   section_seed_models)))
     if any_doc:
         m = any_doc["machine"]
         out += ["## Machine", "",
