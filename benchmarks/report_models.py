@@ -14,11 +14,11 @@ def _mean_std(summary: dict) -> str:
 
 
 def _per_dataset(run: dict, dataset: str) -> str:
+    """UF1 of one source dataset (stag_model.breakdown: pooled per seed, mean and std over seeds)."""
     part = (run.get("per_dataset") or {}).get(dataset)
-    if not part:
+    if not part or part.get("uf1") is None:
         return "-"
-    summary = part.get("summary", part)
-    return _mean_std(summary["uf1"]) if "uf1" in summary else "-"
+    return f"{part['uf1']:.3f}" + (f" ± {part['uf1_std']:.3f}" if len(run["seeds"]) > 1 else "")
 
 
 def _substitutions(run: dict) -> str:

@@ -4,26 +4,35 @@ hook).
 
 Each input role (a keyword of the network's forward, e.g. TSFmicro's ``difference`` and ``onset``) reads
 one array: an image array of the store, carried in ``StagBatch.images`` (B, C, S, S), or ``FLOW_IMAGE``,
-the (u, v, strain) field of the selected frame of largest mean flow magnitude (B, 3, H, W), made from
-the batch's flow (`Ststnet.apex_volume`) after normalisation and augmentation. stag_model.registry
-resolves which array each role reads.
+the flow fields of the store's K frames stacked as channels, (u, v, strain) per frame in frame order
+(B, 3K, H, W), made from the batch's flow after normalisation and augmentation. Every frame, in its
+store's order, rather than the frame of largest motion: in a store whose frames are phases (the
+composite's onset-apex and apex-offset flow) the largest one changes phase, and its sign, from sample to
+sample (the two are compared on the design folds in docs/evaluation.md).
+stag_model.registry resolves which array each role reads.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from stag_model.baselines import Ststnet
 from stag_model.model import StagBatch, focal_loss
 
-FLOW_IMAGE = "flow"  # the role reads the flow image of the frame of largest motion (u, v, strain)
-FLOW_CHANNELS = 3
+FLOW_IMAGE = "flow"  # the role reads the flow fields of every frame, (u, v, strain) each
+FLOW_FIELDS = 3  # channels per frame of the flow image: u, v, strain
+
+
+def flow_image(b: StagBatch) -> torch.Tensor:
+    """(B, 3K, H, W): (u, v, strain) of each of the K frames, in frame order; padded frames are zero."""
+    fields = torch.cat([b.flow, b.strain[:, :, None]], 2)  # (B, K, 3, H, W)
+    fields = fields * b.frame_mask[:, :, None, None, None].to(fields.dtype)
+    return fields.flatten(1, 2)  # (B, 3K, H, W)
 
 
 def role_image(b: StagBatch, array: str) -> torch.Tensor:
     """The (B, C, S, S) image a role reads from the batch: ``b.images[array]`` or the flow image."""
     if array == FLOW_IMAGE:
-        return Ststnet.apex_volume(b, b.flow.shape[-1])  # (B, 3, H, W)
+        return flow_image(b).float()  # (B, 3K, H, W)
     return b.images[array].float()
 
 

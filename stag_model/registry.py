@@ -19,8 +19,8 @@ Inputs. STAG and STSTNet read the flow fields every store has. TSFmicro and MEGA
   apex face for the onset frame. The substitution is recorded (``StoreSamples.inputs``) and every
   report names it (stag-fit's header, report.md, metrics.json, config.json).
 
-``FLOW_IMAGE`` is a candidate every store holds: the (u, v, strain) field of the selected frame of
-largest mean flow magnitude (`stag_model.baselines.Ststnet.apex_volume`), 3 channels at the flow's side.
+``FLOW_IMAGE`` is a candidate every store holds: the flow fields of its K frames, (u, v, strain) each,
+stacked as 3K channels at the flow's side (`stag_model.image_models.flow_image`).
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from schemas.store_spec import (
 )
 from stag_model.baselines import Ststnet
 from stag_model.data import StoreSamples, with_images
-from stag_model.image_models import FLOW_CHANNELS, FLOW_IMAGE, ImageModel
+from stag_model.image_models import FLOW_FIELDS, FLOW_IMAGE, ImageModel
 from stag_model.meganet import Meganet
 from stag_model.model import Stag
 from stag_model.tsfmicro import Tsfmicro
@@ -108,8 +108,7 @@ class ModelEntry:
 
 
 def _flow_substitute(what: str) -> Candidate:
-    return Candidate(FLOW_IMAGE, f"the onset-to-apex flow image (u, v, strain of the frame of largest motion) in "
-                                 f"place of {what}")
+    return Candidate(FLOW_IMAGE, f"the store's flow fields (u, v, strain of each of its frames) in place of {what}")
 
 
 def _tsfmicro_roles(_config: TsfmicroConfig) -> tuple[InputRole, ...]:
@@ -240,11 +239,11 @@ def prepare_samples(samples: StoreSamples, configs: dict) -> StoreSamples:
 
 
 def input_channels(samples: StoreSamples) -> dict[str, int]:
-    """Channels of each resolved input role: ``FLOW_CHANNELS`` for the flow image, else the store array's."""
+    """Channels of each resolved input role: 3 per frame for the flow image, else the store array's."""
     channels = {}
     for r in samples.inputs:
         if r.array == FLOW_IMAGE:
-            channels[r.role] = FLOW_CHANNELS
+            channels[r.role] = FLOW_FIELDS * samples.frames
             continue
         layout = samples.readers[0].metadata.layout
         dims = OPTIONAL_BY_NAME[r.array].dims

@@ -135,7 +135,7 @@ def test_a_store_that_cannot_make_appearance_runs_on_named_substitutes(composite
     assert [(r.role, r.array) for r in tsf.inputs] == [("difference", FLOW_IMAGE), ("onset", APEX_FACE)]
     assert all(r.substitution for r in tsf.inputs)
     assert "SUBSTITUTED" in registry.inputs_line(tsf) and "in place of the onset frame" in registry.inputs_line(tsf)
-    assert registry.input_channels(tsf) == {"difference": 3, "onset": 1}
+    assert registry.input_channels(tsf) == {"difference": 3 * 2, "onset": 1}  # (u, v, strain) of both frames
     meg = _prepared(composite_like_store, _configs("meganet"))
     assert [(r.array, bool(r.substitution)) for r in meg.inputs] == [(FLOW_IMAGE, True)]
 
@@ -156,6 +156,18 @@ def test_image_models_train_in_the_one_loop(model, store, request):
     assert set(result.metadata["normaliser"]["mean"]) >= set(samples.images)  # images z-scored on the training fold
     assert {k.split(":")[1] for k in result.attention} == {r.role for r in samples.inputs}  # a saliency map per input role
     assert all(len(v) > 0 and np.isfinite(v).all() and max(v) > 0 for v in result.attention.values())
+
+
+def test_the_flow_image_stacks_every_frames_fields_in_order(make_batch):
+    from stag_model.image_models import flow_image
+
+    b = make_batch(batch=2, frames=3)
+    image = flow_image(b)
+    assert image.shape == (2, 9, *b.flow.shape[-2:])
+    torch.testing.assert_close(image[:, 3:5], b.flow[:, 1])  # frame 1's u, v
+    torch.testing.assert_close(image[:, 8], b.strain[:, 2])  # frame 2's strain
+    masked = flow_image(type(b)(**{**vars(b), "frame_mask": torch.tensor([[True, True, False]] * 2)}))
+    assert masked[:, 6:].abs().sum() == 0 and torch.equal(masked[:, :6], image[:, :6])  # a padded frame is zero
 
 
 def test_an_image_model_reads_the_arrays_its_roles_name(appearance_store):
@@ -204,7 +216,7 @@ def test_a_run_names_its_substitutions_and_its_checkpoints_evaluate(composite_li
                      "--protocol", "groupkfold", "--folds", "2", "--device", "cpu", "--parallel", "none",
                      "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "tsfmicro inputs: difference <- flow (SUBSTITUTED" in printed
+    assert "tsfmicro inputs: difference <- flow (SUBSTITUTED: the store's flow fields" in printed
     report = (out / "report.md").read_text()
     assert "**substituted**: the apex face in place of the onset frame" in report
     assert "Input substitution" in report and "explanation.png" in report and (out / "explanation.png").is_file()
