@@ -23,9 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.composite_design import main  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "phases_design.json"
-# the ModelConfig / TrainConfig / DataConfig defaults of today, spelled out (composite_design.CURRENT)
+# The store comparison (variants ph_*) ran with focal gamma 2 by mistake (today's default is 0, chosen on
+# the K = 1 store: s5_g0 in composite_design); it compares stores with one setting. The g0_* variants are
+# today's defaults exactly (stag-fit's, composite_design.CURRENT), as the LOSO runs use them.
 DEFAULTS = {"frame_encoder": "shallow_streams", "frame_pool_grid": 5, "frame_dropout": 0.5, "focal_gamma": 2.0,
             "class_weighting": "none", "frame_stream_order": "conv_bn_relu"}
+TODAY = {**DEFAULTS, "focal_gamma": 0.0}
 BASE = dict(model="stag", epochs=25, model_over=DEFAULTS, train_over={"test_time_flip": True},
             data_over={"shift_pixels": 1})
 VARIANTS: dict[str, dict] = {
@@ -44,8 +47,23 @@ VARIANTS: dict[str, dict] = {
     "ph_defaults_megc_native": BASE,
     "ph_defaults_megc_native_schematic": BASE,
     "ph_defaults_megc_ao_native": BASE,
+    # phase_minmax: each phase image min-max normalised per image, as the flow images are
+    "ph_defaults_k1_minmax": BASE,
+    "ph_defaults_minmax": BASE,
     "ph_ststnet": dict(model="ststnet", epochs=40),
 }
+G0 = {**BASE, "model_over": TODAY}
+VARIANTS.update({
+    "g0_k2": G0,  # stores/megc2019_phases.zarr (onset->apex, apex->offset; real landmarks)
+    "g0_k1": G0,  # stores/megc2019_phases_k1.zarr
+    "g0_k3": G0,  # stores/megc2019_phases_k3.zarr
+    "g0_megc_native": G0,  # stores/megc2019_phases_megc_native.zarr
+    "g0_k2_schematic": G0,  # stores/megc2019_phases_schematic.zarr
+    "g0_k2_no_gat": {**G0, "model_over": {**TODAY, "spatial_branch": False}},
+    "g0_k2_no_dynamic_edges": {**G0, "model_over": {**TODAY, "edge_features": False}},
+    "g0_k2_no_cross_attention": {**G0, "model_over": {**TODAY, "cross_attention": False}},
+    "g0_k2_no_temporal_attention": {**G0, "model_over": {**TODAY, "temporal_attention": False}},
+})
 
 if __name__ == "__main__":
     main(VARIANTS, RESULTS, Path("stores/megc2019_phases.zarr"), __doc__)

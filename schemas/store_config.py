@@ -97,6 +97,9 @@ class CompositePhasesConfig(BaseModel):
         "(flow images warped into it) or the flow images' (phase images warped into it)")
     landmarks: Literal["real", "schematic"] = Field(
         "real", description="68 landmarks from the apex face (real) or the schematic frontal face")
+    phase_minmax: bool = Field(
+        False, description="min-max normalise each phase image's u, v and strain per image, as the flow images "
+        "are (u, v = (c - min)/(max - min) - uv_centre): one scale per image instead of one across samples")
     phase_landmark_scale: float = Field(
         0.85, gt=0, description="the phase images' crop relative to the apex face's: landmarks scaled about the "
         "image centre (fitted by benchmarks/composite_alignment.py: eye landmarks against strain)")

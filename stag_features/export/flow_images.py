@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from schemas.megc2019_image import FILE_NAME, IMAGE_SIZE, INDEX_COLUMNS, INDEX_FILE, LEVELS
-from schemas.store_spec import APEX, CLIP, FLOW, STRAIN, SUBJECT
+from schemas.store_spec import APEX, CLIP, FLOW, SOURCE_DATASET, STRAIN, SUBJECT
 from stag_features.store import StoreReader
 
 FORMATS = ("megc2019",)
@@ -150,11 +150,14 @@ def export_flow_images(store: Path, out: Path, fmt: str = "megc2019", scheme: st
         if progress:
             progress(f"  {min(start + BATCH, len(slots))}/{len(slots)} images")
     classes = reader.metadata.class_schemes[scheme]
+    datasets = ([str(d) for d in reader.column(SOURCE_DATASET, slots).tolist()]
+                if SOURCE_DATASET in reader.metadata.layout.extra_arrays else [reader.metadata.dataset] * len(slots))
     with (out / INDEX_FILE).open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*INDEX_COLUMNS, "flow_image", "class"])
-        for subject, clip, label, apex, name in zip(subjects, clips, labels.tolist(), apexes.tolist(), names):
-            row = {"dataset": reader.metadata.dataset, "sub": subject, "filename_o": clip, "label": label,
+        rows = zip(datasets, subjects, clips, labels.tolist(), apexes.tolist(), names)
+        for dataset, subject, clip, label, apex, name in rows:
+            row = {"dataset": dataset, "sub": subject, "filename_o": clip, "label": label,
                    "apex": apex if apex >= 0 else "", "imagename": "", "sub_filename": ""}
             writer.writerow([*(row[c] for c in INDEX_COLUMNS), name, classes[label]])
     conversion = ("composite import inverted exactly (u, v = 255 (x + {c}), strain = 255 x)".format(c=centre)

@@ -104,6 +104,17 @@ def warp_to_phase_frame(image: np.ndarray, phases: CompositePhasesConfig, invers
     return np.stack(warped).reshape(image.shape).astype(np.float32)
 
 
+def per_image_minmax(flow: np.ndarray, strain: np.ndarray, uv_centre: float) -> tuple[np.ndarray, np.ndarray]:
+    """(1, 2, S, S) flow and (1, S, S) strain with each channel min-max normalised over the image, as the
+    flow images' producer did: u, v -> [0, 1] - uv_centre, strain -> [0, 1] (a flat channel -> its centre)."""
+    def scaled(channel: np.ndarray) -> np.ndarray:
+        low, span = channel.min(), channel.max() - channel.min()
+        return (channel - low) / span if span > 0 else np.full_like(channel, 0.5)
+
+    u, v = (scaled(flow[0, c] + uv_centre) - uv_centre for c in range(2))
+    return np.stack([u, v])[None].astype(np.float32), scaled(strain[0])[None].astype(np.float32)
+
+
 def apex_face_file(face_dir: Path, base: str) -> Path | None:
     """The apex face of the sample whose flow image is ``<base> .png``: ``<base>.jpg``, or for SMIC
     the name with the unpadded subject (flow ``s01_s01_ne_01``, face ``s01_s1_ne_01``)."""
@@ -148,6 +159,8 @@ def flow_frames(base: str, record: SampleRecord, paths: "PhaseImageProducer") ->
             if not path.is_file():
                 raise SampleError(record.sample_id, "decode", f"phase image {path} ({frame}) does not exist")
             flow, strain = read_flow_image(path, phases.image, record.sample_id)
+            if phases.phase_minmax:
+                flow, strain = per_image_minmax(flow, strain, phases.image.uv_centre)
             if phases.reference_frame == "flow":
                 flow, strain = (warp_to_phase_frame(flow, phases, inverse=True),
                                 warp_to_phase_frame(strain, phases, inverse=True))

@@ -15,7 +15,7 @@ from schemas.store_spec import APEX_FACE, SOURCE_DATASET
 from stag_features.adapters import load_dataset
 from stag_features.extract.flow import optical_strain
 from stag_features.extract.rois import grown_boxes
-from stag_features.ingest.composite import read_flow_image
+from stag_features.ingest.composite import read_flow_image, template_landmarks
 from stag_features.ingest.composite_phases import PhaseImageProducer, phase_frame, warp_to_phase_frame
 from stag_features.ingest.producers import producer_for
 from stag_features.ingest.steps import ingest_in_process
@@ -62,6 +62,18 @@ def test_phase_frame_moves_points_as_the_warp_moves_pixels():
     ys, xs = np.mgrid[:28, :28]
     centroid = (float((warped * xs).sum() / warped.sum()), float((warped * ys).sum() / warped.sum()))
     assert abs(centroid[0] - x) < 0.05 and abs(centroid[1] - y) < 0.05
+
+
+def test_per_image_minmax_spans_each_channel_like_the_flow_images():
+    from stag_features.ingest.composite_phases import per_image_minmax
+
+    rng = np.random.default_rng(0)
+    flow, strain = rng.normal(0, 0.05, (1, 2, 28, 28)).astype(np.float32), rng.random((1, 28, 28)).astype(np.float32)
+    scaled_flow, scaled_strain = per_image_minmax(flow, strain * 0.3, 0.5)
+    for channel in (scaled_flow[0, 0], scaled_flow[0, 1]):
+        assert np.isclose(channel.min(), -0.5) and np.isclose(channel.max(), 0.5)
+    assert np.isclose(scaled_strain.min(), 0) and np.isclose(scaled_strain.max(), 1)
+    assert np.allclose(np.corrcoef(scaled_flow[0, 0].ravel(), flow[0, 0].ravel())[0, 1], 1.0)
 
 
 def test_grown_boxes_reach_the_minimum_side_inside_the_image():
@@ -126,3 +138,31 @@ def test_a_missing_apex_face_is_a_failure_naming_the_file_and_the_run_completes(
     assert [o.sample_id for o in failed] == ["006/006_1_2"], summary.table()
     assert "006_006_1_2.jpg" in failed[0].reason and "no apex face" in failed[0].reason
     assert open_store(entry.store).sizes["sample"] == 2
+
+
+@pytest.mark.slow
+def test_the_whole_two_phase_store_has_442_real_faces_and_the_official_labels(shared_data, tmp_path):
+    """The catalog's megc2019_phases entry, built whole: 442 samples of 68 subjects, the labels of
+    combined_3class_gt.csv, every sample with landmarks found on its own face, a valid store."""
+    from schemas.catalog import load_catalog
+
+    from .conftest import PROJECT_ROOT  # noqa: TID252
+
+    entry = load_catalog(PROJECT_ROOT / "data_catalog.yaml").get("megc2019_phases")
+    entry = entry.model_copy(update={"store": str(tmp_path / "phases.zarr")})
+    summary = ingest_in_process(entry, producer_for(entry, PipelineConfig()))
+    assert (summary.count("ok"), summary.count("failed"), summary.bad_rows) == (442, 0, 0), summary.table()
+    ds = open_store(entry.store)
+    assert ds.sizes["sample"] == 442 and len(set(ds["subject"].values)) == 68 and ds.sizes["frame"] == 2
+    labels = dict(zip(ds["sample"].values, ds["label"].sel(scheme="megc2019-3").values.tolist()))
+    sources = dict(zip(ds["sample"].values, ds[SOURCE_DATASET].values.tolist()))
+    rows = [line.split(",") for line in (shared_data / SHEET).read_text().splitlines() if line]
+    assert len(rows) == 442
+    for dataset, subject, clip, label in rows:
+        sid = f"{int(subject):03d}/{clip}" if dataset == "samm" else f"{subject}/{clip}"
+        assert labels[sid] == int(label) and str(sources[sid]) == dataset, sid
+    landmarks = ds["landmarks_apex"].values
+    template = phase_frame(template_landmarks(28), CompositePhasesConfig())
+    assert np.isfinite(landmarks).all()
+    assert np.abs(landmarks - template).max(axis=(1, 2)).min() > 0.05  # every sample has its own face's landmarks
+    assert validate_store(entry.store).ok

@@ -152,3 +152,23 @@ def test_refusals_are_one_line(pipeline_store, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert _export(tmp_path / "no-store.zarr", tmp_path / "b", "--scheme", "demo") == 2
     assert "no-store.zarr" in capsys.readouterr().err
+
+
+def test_a_store_of_several_sources_names_each_samples_dataset_in_the_index(tmp_path, make_features, make_identity):
+    """The index CSV's dataset column is each sample's source_dataset where the store records one."""
+    from schemas.store_spec import SOURCE_DATASET, StoreLayout
+
+    identity = make_identity()
+    layout = StoreLayout(**{**identity.layout.model_dump(), "extra_arrays": (SOURCE_DATASET,)})
+    path = tmp_path / "mixed.zarr"
+    ensure_store(path, dataclasses.replace(identity, layout=layout))
+    sources = {"p0/c0": "casme2", "p1/c1": "samm", "p2/c2": "smic"}
+    slots = allocate_slots(path, list(sources))
+    for i, (sid, source) in enumerate(sources.items()):
+        features = make_features(sid, i)
+        features.extras[SOURCE_DATASET] = np.array(source, dtype=str)
+        write_sample(path, slots[sid], features, input_hash=sid)
+    assert _export(path, tmp_path / "out", "--scheme", "demo") == 0
+    with (tmp_path / "out" / INDEX_FILE).open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {f"{r['sub']}/{r['filename_o']}": r["dataset"] for r in rows} == sources
