@@ -47,7 +47,10 @@ def section_seed_models(doc: dict) -> list[str]:
                  _mean_std(r["summary"]["uf1"]), _mean_std(r["summary"]["uar"]),
                  *(_per_dataset(r, d) for d in DATASETS), f(r["seconds_per_epoch"]), _substitutions(r)]
                 for label, r in runs.items()]
-        out += ["Results on identical folds (pooled over folds; mean ± std over seeds; per dataset: UF1):", "",
+        stores = sorted({f"`{path}` (config hash {digest[:12]})" for r in runs.values()
+                         for path, digest in zip(r["stores"], r.get("store_config_hashes", ["?"] * len(r["stores"])))})
+        out += [f"Results on identical folds of {', '.join(stores)} (pooled over folds; mean ± std over seeds; per "
+                "dataset: UF1):", "",
                 *md_table(["run", "model", "protocol", "epochs", "seeds", "UF1", "UAR",
                            *(f"UF1 {d}" for d in DATASETS), "s/epoch", "inputs substituted"], rows), ""]
     published = [(m, p) for m, items in figures.get("published", {}).items() for p in items]

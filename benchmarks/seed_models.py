@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import RESULTS_DIR, LoadSampler, write_results  # noqa: E402
 from schemas.model_config import DataConfig, TrainConfig  # noqa: E402
+from stag_features.store import StoreReader  # noqa: E402
 from stag_model.data import make_source, open_samples  # noqa: E402
 from stag_model.protocols import GuardedLabels, make_folds  # noqa: E402
 from stag_model.registry import MODELS, default_configs, prepare_samples, recipe_defaults  # noqa: E402
@@ -105,6 +106,7 @@ def collect(runs: dict[str, Path]) -> dict:
             "summary": {k: metrics["summary"][k] for k in ("uf1", "uar", "accuracy")},
             "per_dataset": metrics.get("per_dataset"), "inputs": metrics.get("inputs", []),
             "seconds_per_epoch": metrics["seconds_per_epoch"], "seconds_per_fold": metrics["seconds_per_fold"],
+            "store_config_hashes": [StoreReader(p).metadata.config_hash for p in config["stores"]],
         }
     return out
 
