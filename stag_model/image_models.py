@@ -67,7 +67,8 @@ class ImageModel(nn.Module):
             images = {role: image.detach().requires_grad_(True) for role, image in self.images(b).items()}
             logits = self.net(**images)  # (B, C)
             logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
-        return {role: image.grad.abs().sum(1) for role, image in images.items()}  # (B, S, S)
+        return {role: image.grad.abs().sum(1) if image.grad is not None else torch.zeros_like(image[:, 0])
+                for role, image in images.items()}  # (B, S, S); zero where the network ignores the input
 
     def criterion(self, logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         return focal_loss(logits, targets, 0.0, self.class_weights if self.weighted else None, valid=valid)

@@ -111,13 +111,16 @@ def _flow_substitute(what: str) -> Candidate:
     return Candidate(FLOW_IMAGE, f"the store's flow fields (u, v, strain of each of its frames) in place of {what}")
 
 
-def _tsfmicro_roles(_config: TsfmicroConfig) -> tuple[InputRole, ...]:
-    return (
-        InputRole("difference", "the onset-to-apex difference frame (TSFmicro eq. 1)",
-                  (Candidate(DIFFERENCE_IMAGE), _flow_substitute("the difference frame"))),
-        InputRole("onset", "the aligned onset frame", (
-            Candidate(ONSET_IMAGE), Candidate(APEX_FACE, "the apex face in place of the onset frame"))),
-    )
+def _tsfmicro_roles(config: TsfmicroConfig) -> tuple[InputRole, ...]:
+    """The inputs of the branches that are on (Table 6's W/O S reads no onset frame, W/O T no difference)."""
+    roles = []
+    if config.temporal_branch:
+        roles.append(InputRole("difference", "the onset-to-apex difference frame (TSFmicro eq. 1)",
+                               (Candidate(DIFFERENCE_IMAGE), _flow_substitute("the difference frame"))))
+    if config.spatial_branch:
+        roles.append(InputRole("onset", "the aligned onset frame", (
+            Candidate(ONSET_IMAGE), Candidate(APEX_FACE, "the apex face in place of the onset frame"))))
+    return tuple(roles)
 
 
 MEGANET_INPUTS = {  # MeganetConfig.input -> (paper's words, candidates)
@@ -136,7 +139,7 @@ def _meganet_roles(config: MeganetConfig) -> tuple[InputRole, ...]:
 
 
 def _build_tsfmicro(config: TsfmicroConfig, n: int, samples: StoreSamples, channels: dict[str, int]) -> nn.Module:
-    net = Tsfmicro(config, n, in_channels=channels["difference"], spatial_channels=channels["onset"])
+    net = Tsfmicro(config, n, in_channels=channels.get("difference", 1), spatial_channels=channels.get("onset"))
     return ImageModel(net, _arrays(samples), n, config.class_weighting)
 
 

@@ -125,9 +125,10 @@ class Tsfmicro(nn.Module):
         size = self.config.input_size
         return x if x.shape[-2:] == (size, size) else F.interpolate(x, size=(size, size), mode="area")
 
-    def branches(self, difference: torch.Tensor, onset: torch.Tensor) -> dict[str, torch.Tensor]:
+    def branches(self, difference: torch.Tensor | None, onset: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """``temporal`` (B, N, d): output of the retention stack; ``spatial`` (B, N, d): output of the
-        transformer blocks; ``fused`` (B, N, d): what the head reads. A branch that is off is absent."""
+        transformer blocks; ``fused`` (B, N, d): what the head reads. A branch that is off is absent, and
+        its input may be None."""
         R = lambda t: self.retention(t, self.grid)  # noqa: E731  (B, N, d) -> (B, N, d)
         out: dict[str, torch.Tensor] = {}
         if self.stem is None:
@@ -153,8 +154,9 @@ class Tsfmicro(nn.Module):
             out["fused"] = out["temporal"] + out["spatial"]
         return out
 
-    def forward(self, difference: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
-        """difference (B, C, H, W), onset (B, C, H, W) -> logits (B, n_classes)."""
+    def forward(self, difference: torch.Tensor | None = None, onset: torch.Tensor | None = None) -> torch.Tensor:
+        """difference (B, C, H, W), onset (B, C', H, W) -> logits (B, n_classes); the input of a branch
+        that is off may be None."""
         fused = self.branches(difference, onset)["fused"]  # (B, N, d)
         pooled = self.head(fused).mean(1)  # eqs. (10)-(12): FC, norm, swish per token, mean over N -> (B, w)
         return self.classifier(pooled)  # (B, n_classes)

@@ -140,6 +140,19 @@ def test_a_store_that_cannot_make_appearance_runs_on_named_substitutes(composite
     assert [(r.array, bool(r.substitution)) for r in meg.inputs] == [(FLOW_IMAGE, True)]
 
 
+def test_a_tsfmicro_without_a_branch_reads_only_the_other_branchs_input(appearance_store):
+    for switched_off, kept in (("spatial_branch", ("difference", DIFFERENCE_IMAGE)),
+                               ("temporal_branch", ("onset", ONSET_IMAGE))):
+        configs = _configs("tsfmicro", epochs=1, tsfmicro=TsfmicroConfig(**{switched_off: False}))
+        samples = _prepared(appearance_store, configs)
+        assert [(r.role, r.array) for r in samples.inputs] == [kept] and samples.images == (kept[1],)
+        source = make_source(samples, configs["data"], torch.device("cpu"))
+        fold = make_folds("loso", samples.subjects, samples.labels, samples.datasets)[0]
+        result = fit_fold(samples, source, fold, GuardedLabels(samples.labels, fold.train, fold.name), configs, 1,
+                          torch.device("cpu"))
+        assert set(result.attention) == {f"saliency:{kept[0]}"}
+
+
 @pytest.mark.parametrize("model, store", [("tsfmicro", "appearance_store"), ("meganet", "appearance_store"),
                                           ("tsfmicro", "composite_like_store"), ("meganet", "composite_like_store")])
 def test_image_models_train_in_the_one_loop(model, store, request):
