@@ -113,6 +113,7 @@ def pipeline_layout(config: PipelineConfig, schemes: dict[str, tuple[str, ...]])
         time=config.store.max_time, patch=config.roi_features.patch_size,
         roi_names=tuple(roi_names(config.rois)), au_names=tuple(config.aus.names()),
         edges=tuple((int(a), int(b)) for a, b in edges), class_schemes=schemes,
+        **config.appearance_layout(),  # the appearance images' arrays and sizes, where the config computes them
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import zarr
 
-from schemas.pipeline_config import PipelineConfig, appearance_layout, with_added_defaults, without_execution
+from schemas.pipeline_config import PipelineConfig, with_added_defaults, without_execution
 from schemas.store_config import CompositeImportConfig, StoreConfig
 from schemas.store_spec import SCHEMA_VERSION, StoreLayout
 from stag_features.store.lock import store_lock
@@ -37,15 +37,6 @@ class StoreIdentity:
     layout: StoreLayout
     store_config: StoreConfig
     flow_units: str  # e.g. "px at crop size" or "normalised (image value/255, u and v centred)"
-
-    def __post_init__(self) -> None:
-        """The layout holds the appearance arrays its config enables (``PipelineConfig.appearance``),
-        whichever producer built the layout: a config that computes them has a store that keeps them."""
-        extra = appearance_layout(self.config.get("appearance")) if isinstance(self.config, dict) else {}
-        if extra and not set(extra["extra_arrays"]) <= set(self.layout.extra_arrays):
-            names = (*self.layout.extra_arrays, *(n for n in extra["extra_arrays"] if n not in self.layout.extra_arrays))
-            layout = StoreLayout.model_validate({**self.layout.model_dump(), **extra, "extra_arrays": names})
-            object.__setattr__(self, "layout", layout)
 
 
 def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:

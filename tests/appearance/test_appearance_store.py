@@ -15,8 +15,18 @@ ENABLED = {"enabled": True, "size": 12}
 
 
 def _identity(config: PipelineConfig, producer: str = "pipeline") -> StoreIdentity:
+    """LAYOUT with the appearance fields ``config`` adds, as ``producers.pipeline_layout`` adds them."""
+    layout = StoreLayout(**{**LAYOUT.model_dump(), **config.appearance_layout()})
     return StoreIdentity(dataset="d", producer=producer, config=config.provenance(), config_hash=config.config_hash(),
-                         layout=LAYOUT, store_config=config.store, flow_units="px")
+                         layout=layout, store_config=config.store, flow_units="px")
+
+
+def test_the_pipeline_layout_holds_the_appearance_arrays_its_config_enables():
+    from stag_features.ingest.producers import pipeline_layout
+
+    on = pipeline_layout(PipelineConfig().with_overrides(appearance=ENABLED), {"demo": ("happy", "sad")})
+    off = pipeline_layout(PipelineConfig(), {"demo": ("happy", "sad")})
+    assert on.extra_arrays == APPEARANCE_ARRAYS and on.appearance_size == 12 and off.extra_arrays == ()
 
 
 def test_a_config_that_enables_appearance_gives_a_layout_that_holds_it():
