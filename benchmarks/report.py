@@ -9,7 +9,8 @@ those recorded in it.
     python benchmarks/report.py            # writes BENCHMARKS.md at the project root
 
 Sections 1-5 (ingest) are rendered by `benchmarks/report_ingest.py`, section 8
-(store codecs) by `benchmarks/report_store.py`, sections 6-7 (loader, training)
+(store codecs) by `benchmarks/report_store.py`, sections 10-11 (seed models,
+LOSO speed) by `benchmarks/report_models.py`, sections 6-7 (loader, training)
 and the summary here; shared formats and targets live in
 `benchmarks/_report_common.py`.
 """
@@ -35,7 +36,7 @@ from benchmarks._report_common import (  # noqa: E402
     two_core_ceiling,
 )
 from benchmarks.report_ingest import section_runs, section_selection, section_stages  # noqa: E402
-from benchmarks.report_models import section_seed_models  # noqa: E402
+from benchmarks.report_models import loso_speed_targets, section_loso_speed, section_seed_models  # noqa: E402
 from benchmarks.report_store import section_codecs  # noqa: E402
 from schemas.model_config import DataConfig  # noqa: E402
 from stag_model.data import held_in_memory  # noqa: E402
@@ -234,6 +235,9 @@ def summary_rows() -> list[list[str]]:
                          + (f" (the trainer's on {' and '.join(uses)})" if uses else ""), "<= 5%",
                          pct(r["data_wait_fraction"]), "meets" if r["data_wait_fraction"] <= 0.05 else "misses",
                          f"section 6{mark(sm)}", outside])
+    speed, sm = load("loso_speed")
+    if speed:
+        rows += [[*row, f"section 11{mark(sm)}", None] for row in loso_speed_targets(speed)]
     return rows
 
 
@@ -256,6 +260,7 @@ def main() -> int:
            "| `benchmarks/store_codecs.py` | 8: bytes per sample by array; codecs' size and read speed |",
            "| `benchmarks/tvl1_backends.py` | 9: the torch TV-L1 backend vs OpenCV on the CPU: s per pair, EPE, demo ingest |",
            "| `benchmarks/seed_models.py` | 10: STAG, STSTNet, TSFmicro, MEGANet: s/epoch, LOSO cost, results on identical folds |",
+           "| `benchmarks/loso_speed.py` | 11: one LOSO run of the composite fold by fold, in worker processes and as one vmap computation |",
            "| `benchmarks/report.py` | renders this file from `benchmarks/results/*.json` |", ""]
     summary = summary_rows()
     if summary:
@@ -314,7 +319,9 @@ def main() -> int:
         out += [*provenance(doc, smoke), *section_codecs(doc), ""]
     add_sections((("9. TV-L1: the torch backend against OpenCV", "tvl1_backends", section_tvl1),
                   ("10. The four seed models: cost and results on identical folds", "seed_models",
-                   section_seed_models)))
+                   section_seed_models),
+                  ("11. A whole LOSO: fold by fold, one fold per core, all folds as one computation", "loso_speed",
+                   section_loso_speed)))
     if any_doc:
         m = any_doc["machine"]
         out += ["## Machine", "",

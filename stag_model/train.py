@@ -375,8 +375,10 @@ def run_protocol(samples: StoreSamples, source, folds: list[Fold], configs: dict
     if why:
         log(f"training fold by fold: {why}")
     if mode == "vmap":
+        members = len(folds) * len(train.seeds)
+        at_a_time = f"{min(train.parallel_members, members)} at a time" if train.parallel_members else "all at once"
         return (run_parallel(samples, source, folds, configs, train.seeds, device, log, monitor=monitor),
-                "vmap: all folds together")
+                f"vmap: the (fold, seed) models stacked, {at_a_time}")
     if mode == "processes":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         count = min(train.processes or cores, len(folds) * len(train.seeds))
