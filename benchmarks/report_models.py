@@ -28,6 +28,14 @@ def _substitutions(run: dict) -> str:
     return "; ".join(subs) if subs else "as in the paper" if run.get("inputs") else "flow (its own input)"
 
 
+def _minutes(run: dict) -> str:
+    """Minutes per seed; for seeds merged from several runs, the range over the runs."""
+    by_run = list((run.get("minutes_per_seed_by_run") or {}).values())
+    if len(by_run) > 1:
+        return f"{min(by_run):.1f}-{max(by_run):.1f}"
+    return f(run.get("minutes_per_seed"), "{:.1f}")
+
+
 def section_seed_models(doc: dict) -> list[str]:
     figures = doc["figures"]
     out: list[str] = []
@@ -47,14 +55,19 @@ def section_seed_models(doc: dict) -> list[str]:
     if runs:
         rows = [[label, r["model"], f"{r['protocol']} ({r['n_folds']} folds)", r["epochs"], len(r["seeds"]),
                  _mean_std(r["summary"]["uf1"]), _mean_std(r["summary"]["uar"]),
-                 *(_per_dataset(r, d) for d in DATASETS), f(r["seconds_per_epoch"]), _substitutions(r)]
+                 *(_per_dataset(r, d) for d in DATASETS), f(r["seconds_per_epoch"]),
+                 _minutes(r), _substitutions(r)]
                 for label, r in runs.items()]
         stores = sorted({f"`{path}` (config hash {digest[:12]})" for r in runs.values()
                          for path, digest in zip(r["stores"], r.get("store_config_hashes", ["?"] * len(r["stores"])))})
         out += [f"Results on identical folds of {', '.join(stores)} (pooled over folds; mean ± std over seeds; per "
                 "dataset: UF1):", "",
                 *md_table(["run", "model", "protocol", "epochs", "seeds", "UF1", "UAR",
-                           *(f"UF1 {d}" for d in DATASETS), "s/epoch", "inputs substituted"], rows), ""]
+                           *(f"UF1 {d}" for d in DATASETS), "s/epoch", "min per seed", "inputs substituted"], rows),
+                "", "s/epoch: a fold's wall time over its epochs, in its worker process; min per seed: folds x s "
+                "per fold / folds trained at a time (2 worker processes), the run's wall time per seed without "
+                "loading the store (a range where one design's seeds were trained by several runs). Runs that shared the 2 cores with other work cost more per epoch; docs/evaluation.md "
+                "says which did.", ""]
     published = [(m, p) for m, items in figures.get("published", {}).items() for p in items]
     if published:
         rows = [[m, p["source"], p["dataset"], f(p["uf1"], "{:.3f}"), f(p.get("uar"), "{:.3f}"), p["epoch_choice"]]

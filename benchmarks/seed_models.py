@@ -2,6 +2,7 @@
 
     python benchmarks/seed_models.py cost --store stores/megc2019_phases.zarr [--folds 2] [--epochs 3]
     python benchmarks/seed_models.py collect --run tsfmicro=runs/seed_models/tsfmicro-loso [--run ...]
+    python benchmarks/seed_models.py collect --run meganet-loso=runs/seed_models/meganet-loso,runs/meganet-seed23
 
 ``cost`` trains each model on the first ``--folds`` LOSO folds of the store for ``--epochs`` epochs, one
 fold after another in this process with one torch thread (the reference loop, what a worker process of
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -93,22 +95,67 @@ def measure_cost(store: Path, folds: int, epochs: int) -> dict:
     return out
 
 
-def collect(runs: dict[str, Path]) -> dict:
-    """The figures of finished stag-fit runs, by label."""
-    out = {}
-    for label, folder in runs.items():
-        metrics = json.loads((folder / "metrics.json").read_text())
-        config = json.loads((folder / "config.json").read_text())
-        out[label] = {
-            "run": str(folder), "model": metrics["model"], "protocol": metrics["protocol"],
-            "n_folds": metrics["n_folds"], "epochs": config["train"]["epochs"], "seeds": metrics["seeds"],
-            "stores": config["stores"], "argv": config.get("argv"), "training": metrics.get("training"),
-            "summary": {k: metrics["summary"][k] for k in ("uf1", "uar", "accuracy")},
-            "per_dataset": metrics.get("per_dataset"), "inputs": metrics.get("inputs", []),
-            "seconds_per_epoch": metrics["seconds_per_epoch"], "seconds_per_fold": metrics["seconds_per_fold"],
-            "store_config_hashes": [StoreReader(p).metadata.config_hash for p in config["stores"]],
-        }
-    return out
+def _minutes_per_seed(run: dict) -> float:
+    """A run's wall minutes per seed from its measured time per fold: folds x s/fold / folds at a time
+    (the worker processes of the training path; 1 fold by fold)."""
+    match = re.search(r"(\d+) at a time", run.get("training") or "")
+    at_a_time = int(match.group(1)) if match and run["training"].startswith("processes") else 1
+    return run["seconds_per_fold"] * run["n_folds"] / at_a_time / 60
+
+
+def _one_run(folder: Path) -> dict:
+    """The figures of one finished stag-fit run folder."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    return {
+        "run": str(folder), "model": metrics["model"], "protocol": metrics["protocol"],
+        "n_folds": metrics["n_folds"], "epochs": config["train"]["epochs"], "seeds": metrics["seeds"],
+        "stores": config["stores"], "argv": config.get("argv"), "training": metrics.get("training"),
+        "summary": {k: metrics["summary"][k] for k in ("uf1", "uar", "accuracy")},
+        "per_dataset": metrics.get("per_dataset"), "inputs": metrics.get("inputs", []),
+        "seconds_per_epoch": metrics["seconds_per_epoch"], "seconds_per_fold": metrics["seconds_per_fold"],
+        "store_config_hashes": [StoreReader(p).metadata.config_hash for p in config["stores"]],
+    }
+
+
+def _merged_runs(folders: list[Path]) -> dict:
+    """Runs of one design whose seeds were trained by several stag-fit commands, as one entry: their
+    predictions pooled per seed (stag_model.metrics, stag_model.breakdown, as stag-fit's own report does)."""
+    import pandas as pd
+
+    from stag_model.breakdown import breakdown
+    from stag_model.metrics import mean_std_over_seeds, pooled_and_per_fold
+
+    parts = [_one_run(folder) for folder in folders]
+    first = parts[0]
+    for part in parts[1:]:
+        for key in ("model", "protocol", "n_folds", "epochs", "store_config_hashes"):
+            if part[key] != first[key]:
+                raise SystemExit(f"{part['run']}: {key} {part[key]} differs from {first['run']}'s {first[key]}")
+    seeds = [seed for part in parts for seed in part["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"{', '.join(map(str, folders))}: a seed is trained twice ({seeds})")
+    table = pd.concat([pd.read_csv(folder / "predictions.csv") for folder in folders], ignore_index=True)
+    classes = json.loads((folders[0] / "metrics.json").read_text())["classes"]
+    pooled = [pooled_and_per_fold(table[table.seed == seed], len(classes), classes)["pooled"] for seed in seeds]
+    n_seeds = [len(part["seeds"]) for part in parts]
+
+    def weighted(key: str) -> float:
+        """A cost figure over the runs, weighted by the seeds each trained."""
+        return sum(part[key] * n for part, n in zip(parts, n_seeds)) / sum(n_seeds)
+
+    return {**first, "run": " + ".join(str(f) for f in folders), "seeds": seeds,
+            "argv": [part["argv"] for part in parts], "training": first["training"],
+            "summary": mean_std_over_seeds(pooled), "per_dataset": breakdown(table, classes)["per_dataset"],
+            "seconds_per_epoch": weighted("seconds_per_epoch"), "seconds_per_fold": weighted("seconds_per_fold"),
+            "minutes_per_seed_by_run": {part["run"]: _minutes_per_seed(part) for part in parts}}
+
+
+def collect(runs: dict[str, list[Path]]) -> dict:
+    """The figures of finished stag-fit runs, by label (several folders: one design's seeds, merged)."""
+    out = {label: _one_run(folders[0]) if len(folders) == 1 else _merged_runs(folders)
+           for label, folders in runs.items()}
+    return {label: {**run, "minutes_per_seed": _minutes_per_seed(run)} for label, run in out.items()}
 
 
 def _previous() -> dict:
@@ -124,14 +171,15 @@ def main() -> int:
     c.add_argument("--folds", type=int, default=2)
     c.add_argument("--epochs", type=int, default=3)
     r = sub.add_parser("collect")
-    r.add_argument("--run", action="append", required=True, help="label=stag-fit output folder")
+    r.add_argument("--run", action="append", required=True,
+                   help="label=stag-fit output folder[,folder...] (several: one design's seeds, merged)")
     args = p.parse_args()
     figures = {**_previous(), "published": PUBLISHED}
     with LoadSampler() as load:
         if args.command == "cost":
             figures["cost"] = {"store": str(args.store), "models": measure_cost(args.store, args.folds, args.epochs)}
         else:
-            runs = {k: Path(v) for k, v in (item.split("=", 1) for item in args.run)}
+            runs = {k: [Path(p) for p in v.split(",")] for k, v in (item.split("=", 1) for item in args.run)}
             figures["runs"] = {**figures.get("runs", {}), **collect(runs)}
     write_results(NAME, figures, load, notes=["one torch thread per process; the machine was shared with other "
                                               "training runs (see the load average)"])
