@@ -22,6 +22,12 @@ def load(name: str) -> tuple[dict | None, bool]:
     return None, False
 
 
+def training_path_label(run: dict) -> str:
+    """A LOSO run's training path: none, processes, or vmap:N (N folds' models at a time, 0 = all)."""
+    members = run.get("parallel_members")
+    return f"vmap:{members}" if run["path"] == "vmap" and members is not None else run["path"]
+
+
 def speedup(x: float) -> str:
     """A speed-up with 2 decimals, or 3 where 2 would round it across the scaling target."""
     crosses = (x < TARGETS["scaling"]) != (round(x, 2) < TARGETS["scaling"])

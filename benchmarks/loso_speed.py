@@ -35,6 +35,7 @@ from benchmarks._common import (  # noqa: E402
     table,
     write_results,
 )
+from benchmarks._report_common import training_path_label  # noqa: E402
 
 SCHEME = "megc2019-3"
 EPOCHS = {"stag": 25, "ststnet": 40}  # benchmarks/composite_loso.py's fixed budgets
@@ -62,12 +63,6 @@ def fit(store: Path, model: str, path: str, seeds: str, out: Path, threads: int 
             "wall_s": run.wall_s, "peak_tree_rss_mb": run.peak_tree_rss_mb,
             "training": metrics["training"], "uf1": summary["uf1"], "uar": summary["uar"],
             "accuracy": summary["accuracy"], "predictions": str(out / "predictions.csv")}
-
-
-def _label(run: dict) -> str:
-    """none, processes, or vmap:N (N folds' models at a time, 0 = all)."""
-    members = run.get("parallel_members")
-    return f"vmap:{members}" if run["path"] == "vmap" and members is not None else run["path"]
 
 
 def agreement(a: dict, b: dict) -> float:
@@ -118,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{result['uf1']['mean']:.3f} UAR {result['uar']['mean']:.3f}", flush=True)
     pairs = {}
     for model in {r["model"] for r in runs}:
-        mine = {_label(r): r for r in runs if r["model"] == model}
+        mine = {training_path_label(r): r for r in runs if r["model"] == model}
         for label, run in mine.items():
             if label != "none" and "none" in mine:
                 pairs[f"{model} {label}"] = {"speed_up": mine["none"]["wall_s"] / run["wall_s"],
                                              "agreement": agreement(run, mine["none"])}
-    rows = [{"model": r["model"], "path": _label(r), "seeds": r["seeds"], "wall_s": r["wall_s"],
+    rows = [{"model": r["model"], "path": training_path_label(r), "seeds": r["seeds"], "wall_s": r["wall_s"],
              "wall_min": r["wall_s"] / 60, "peak_mb": r["peak_tree_rss_mb"], "UF1": r["uf1"]["mean"],
              "UAR": r["uar"]["mean"]} for r in runs]
     print(table(rows, None, "{:.3f}"))

@@ -5,7 +5,7 @@ fold, worker processes, vmap) against issue 21's targets, from ``results/loso_sp
 (``benchmarks/loso_speed.py``)."""
 from __future__ import annotations
 
-from benchmarks._report_common import f, md_table
+from benchmarks._report_common import f, md_table, training_path_label
 
 DATASETS = ("casme2", "samm", "smic")
 
@@ -82,13 +82,6 @@ def section_seed_models(doc: dict) -> list[str]:
 LOSO_MINUTES = {"stag": 3.0, "ststnet": 1.0}
 
 
-def _path_label(run: dict) -> str:
-    """The run's training path, with vmap's members (``vmap:N``, 0 = all folds at once)."""
-    if run["path"] == "vmap" and run.get("parallel_members") is not None:
-        return f"vmap:{run['parallel_members']}"
-    return run["path"]
-
-
 def loso_speed_targets(doc: dict) -> list[tuple[str, str, str, str]]:
     """(what, target, measured, verdict) per model: its fastest path's wall time against issue 21's target."""
     rows = []
@@ -98,7 +91,7 @@ def loso_speed_targets(doc: dict) -> list[tuple[str, str, str, str]]:
             continue
         best = min(runs, key=lambda r: r["wall_s"])
         minutes = best["wall_s"] / 60
-        rows.append((f"{model} LOSO of the composite, 1 seed, fastest path ({_path_label(best)})", f"<= {target:.0f} min",
+        rows.append((f"{model} LOSO of the composite, 1 seed, fastest path ({training_path_label(best)})", f"<= {target:.0f} min",
                      f"{minutes:.1f} min", "meets" if minutes <= target else "misses"))
     return rows
 
@@ -109,7 +102,7 @@ def section_loso_speed(doc: dict) -> list[str]:
     pairs = figures.get("pairs", {})
     rows = []
     for r in figures["runs"]:
-        label = _path_label(r)
+        label = training_path_label(r)
         pair = pairs.get(f"{r['model']} {label}")
         load = r.get("load") or doc["load_average"]
         trained = (f"vmap: the folds' models stacked, {r['parallel_members'] or 'all'} at a time"

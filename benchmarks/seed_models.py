@@ -3,6 +3,7 @@
     python benchmarks/seed_models.py cost --store stores/megc2019_phases.zarr [--folds 2] [--epochs 3]
     python benchmarks/seed_models.py collect --run tsfmicro=runs/seed_models/tsfmicro-loso [--run ...]
     python benchmarks/seed_models.py collect --run meganet-loso=runs/seed_models/meganet-loso,runs/meganet-seed23
+    python benchmarks/seed_models.py collect --name phases_loso --run stag-loso-k2-seeds=runs/a,runs/b [--run ...]
 
 ``cost`` trains each model on the first ``--folds`` LOSO folds of the store for ``--epochs`` epochs, one
 fold after another in this process with one torch thread (the reference loop, what a worker process of
@@ -11,8 +12,10 @@ prediction included, over its epochs), the parameters, and the estimated LOSO ru
 model's fixed epochs x the store's folds, for one process and for the machine's cores (one fold per
 core), per seed. ``collect`` reads finished stag-fit runs (their metrics.json and config.json) into the
 same results file: pooled and per-dataset UF1 / UAR per seed, epochs, protocol, inputs (substitutions)
-and measured cost. Both write benchmarks/results/seed_models.json (the parts they measure; the rest kept);
-benchmarks/report.py renders it as BENCHMARKS.md section 10.
+and measured cost, per-class figures per seed and per-subject figures. Both write
+benchmarks/results/seed_models.json (the parts they measure; the rest kept); benchmarks/report.py renders it as
+BENCHMARKS.md section 10. ``collect --name N`` writes benchmarks/results/N.json instead (issue 24's LOSO runs of
+STAG and STSTNet on the two-phase stores: ``phases_loso``, docs/experiments.md gives the command).
 """
 from __future__ import annotations
 
@@ -103,8 +106,18 @@ def _minutes_per_seed(run: dict) -> float:
     return run["seconds_per_fold"] * run["n_folds"] / at_a_time / 60
 
 
+def _per_class_by_seed(table, classes: list[str]) -> dict[str, dict]:
+    """Recall, F1 and support per class of each seed's predictions, pooled over its folds."""
+    from stag_model.metrics import pooled_and_per_fold
+
+    return {str(seed): pooled_and_per_fold(table[table.seed == seed], len(classes), classes)["pooled"]["per_class"]
+            for seed in sorted(table.seed.unique())}
+
+
 def _one_run(folder: Path) -> dict:
     """The figures of one finished stag-fit run folder."""
+    import pandas as pd
+
     metrics = json.loads((folder / "metrics.json").read_text())
     config = json.loads((folder / "config.json").read_text())
     return {
@@ -112,7 +125,9 @@ def _one_run(folder: Path) -> dict:
         "n_folds": metrics["n_folds"], "epochs": config["train"]["epochs"], "seeds": metrics["seeds"],
         "stores": config["stores"], "argv": config.get("argv"), "training": metrics.get("training"),
         "summary": {k: metrics["summary"][k] for k in ("uf1", "uar", "accuracy")},
-        "per_dataset": metrics.get("per_dataset"), "inputs": metrics.get("inputs", []),
+        "per_dataset": metrics.get("per_dataset"), "per_subject": metrics.get("per_subject"),
+        "per_class_by_seed": _per_class_by_seed(pd.read_csv(folder / "predictions.csv"), metrics["classes"]),
+        "inputs": metrics.get("inputs", []),
         "seconds_per_epoch": metrics["seconds_per_epoch"], "seconds_per_fold": metrics["seconds_per_fold"],
         "store_config_hashes": [StoreReader(p).metadata.config_hash for p in config["stores"]],
     }
@@ -146,7 +161,8 @@ def _merged_runs(folders: list[Path]) -> dict:
 
     return {**first, "run": " + ".join(str(f) for f in folders), "seeds": seeds,
             "argv": [part["argv"] for part in parts], "training": first["training"],
-            "summary": mean_std_over_seeds(pooled), "per_dataset": breakdown(table, classes)["per_dataset"],
+            "summary": mean_std_over_seeds(pooled), **breakdown(table, classes),
+            "per_class_by_seed": _per_class_by_seed(table, classes),
             "seconds_per_epoch": weighted("seconds_per_epoch"), "seconds_per_fold": weighted("seconds_per_fold"),
             "minutes_per_seed_by_run": {part["run"]: _minutes_per_seed(part) for part in parts}}
 
@@ -158,8 +174,8 @@ def collect(runs: dict[str, list[Path]]) -> dict:
     return {label: {**run, "minutes_per_seed": _minutes_per_seed(run)} for label, run in out.items()}
 
 
-def _previous() -> dict:
-    path = RESULTS_DIR / f"{NAME}.json"
+def _previous(name: str) -> dict:
+    path = RESULTS_DIR / f"{name}.json"
     return json.loads(path.read_text())["figures"] if path.is_file() else {}
 
 
@@ -173,15 +189,17 @@ def main() -> int:
     r = sub.add_parser("collect")
     r.add_argument("--run", action="append", required=True,
                    help="label=stag-fit output folder[,folder...] (several: one design's seeds, merged)")
+    r.add_argument("--name", default=NAME, help=f"results file benchmarks/results/NAME.json (default {NAME})")
     args = p.parse_args()
-    figures = {**_previous(), "published": PUBLISHED}
+    name = getattr(args, "name", NAME)
+    figures = {**_previous(name), **({"published": PUBLISHED} if name == NAME else {})}
     with LoadSampler() as load:
         if args.command == "cost":
             figures["cost"] = {"store": str(args.store), "models": measure_cost(args.store, args.folds, args.epochs)}
         else:
             runs = {k: [Path(p) for p in v.split(",")] for k, v in (item.split("=", 1) for item in args.run)}
             figures["runs"] = {**figures.get("runs", {}), **collect(runs)}
-    write_results(NAME, figures, load, notes=["one torch thread per process; the machine was shared with other "
+    write_results(name, figures, load, notes=["one torch thread per process; the machine was shared with other "
                                               "training runs (see the load average)"])
     return 0
 
