@@ -62,6 +62,10 @@ class ModelConfig(_Frozen):
     frame_pool_grid: int = Field(
         5, ge=1, le=16, description="frame CNN output pooled to g x g then flattened: keeps where the motion is"
     )
+    frame_encoders: int = Field(
+        1, ge=1, le=16, description="frame CNNs with their own weights: 1 = one shared by every frame; n = frame k "
+        "has CNN min(k, n - 1) (the composite's two phases, contraction and relaxation, run in opposite directions)"
+    )
     patch_channels: int = Field(16, ge=1, le=256, description="conv width of the ROI patch encoder")
     patch_pool_grid: int = Field(3, ge=1, le=16, description="ROI patch features pooled to g x g then flattened")
     gat_layers: int = Field(2, ge=1, le=8)

@@ -327,6 +327,10 @@ class Stag(nn.Module):
         d = config.d_model
         # temporal branch: a token per frame from the full field, then a transformer
         self.frame_encoder = FrameEncoder(config, 3 if config.use_strain else 2) if config.temporal_branch else None
+        # frames 1 .. n-1 get CNNs of their own when frame_encoders = n > 1 (later frames share the last)
+        self.later_frame_encoders = nn.ModuleList(
+            FrameEncoder(config, 3 if config.use_strain else 2) for _ in range(config.frame_encoders - 1)
+        ) if config.temporal_branch else None
         use_aus = config.temporal_branch and config.au_features and n_aus > 0
         self.au_proj = nn.Linear(n_aus, d) if use_aus else None
         # co-occurrence prior P(j | i) of the training fold; identity-free (zero diagonal), set by the trainer
@@ -367,7 +371,11 @@ class Stag(nn.Module):
     def _frame_tokens(self, b: StagBatch) -> torch.Tensor:
         B, K = b.flow.shape[:2]
         x = torch.cat([b.flow, b.strain[:, :, None]], 2) if self.config.use_strain else b.flow  # (B, K, C, H, W)
-        tokens = self.frame_encoder(x.flatten(0, 1)).view(B, K, -1)  # (B, K, d)
+        if not self.later_frame_encoders:
+            tokens = self.frame_encoder(x.flatten(0, 1)).view(B, K, -1)  # (B, K, d)
+        else:
+            encoders = [self.frame_encoder, *self.later_frame_encoders]
+            tokens = torch.stack([encoders[min(k, len(encoders) - 1)](x[:, k]) for k in range(K)], 1)  # (B, K, d)
         if self.au_proj is not None:
             au = b.au_activation  # (B, K, A)
             if self.config.au_prior:

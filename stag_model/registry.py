@@ -155,7 +155,8 @@ MODELS: dict[str, ModelEntry] = {
     "stag": ModelEntry(
         "stag", "model", ModelConfig,
         lambda c, n, s, _ch: Stag(c, n, n_aus=len(s.graph.au_names), n_roi_stats=N_ROI_STATS), vmap=True,
-        describe=lambda m, n: f"d_model {m.d_model}, frame encoder {m.frame_encoder}, {m.frame_stream_order}, "
+        describe=lambda m, n: f"d_model {m.d_model}, frame encoder {m.frame_encoder}"
+                              f"{f' x {m.frame_encoders}' if m.frame_encoders > 1 else ''}, {m.frame_stream_order}, "
                               f"{n} classes"),
     "ststnet": ModelEntry(
         "ststnet", "ststnet", StstnetConfig, lambda c, n, _s, _ch: Ststnet(c, n), vmap=True,

@@ -27,12 +27,12 @@ def uneven_store(tmp_path_factory):
     return build_store(tmp_path_factory.mktemp("fp") / "uneven.zarr", subjects=6, per_subject=7)
 
 
-def _both_paths(store, model: str, epochs: int = 3, seeds=(1,), **train_over):
+def _both_paths(store, model: str, epochs: int = 3, seeds=(1,), model_config: ModelConfig = NO_DROPOUT, **train_over):
     data = DataConfig(scheme="demo")
     samples = open_samples([store], data)
     source = make_source(samples, data, CPU)
     folds = make_folds("loso", samples.subjects, samples.labels, samples.datasets)
-    configs = dict(train=TrainConfig(model=model, epochs=epochs, batch_size=8, **train_over), model=NO_DROPOUT,
+    configs = dict(train=TrainConfig(model=model, epochs=epochs, batch_size=8, **train_over), model=model_config,
                    ststnet=StstnetConfig(dropout=0.0), data=data)
     reference = {s: run_folds(samples, source, folds, configs, s, CPU, log=lambda _: None) for s in seeds}
     parallel = run_parallel(samples, source, folds, configs, seeds, CPU, log=lambda _: None)
@@ -50,6 +50,15 @@ def test_each_fold_trains_as_it_does_alone(uneven_store, model):
             assert (par.probabilities.argmax(1) == ref.probabilities.argmax(1)).mean() >= 0.9
             assert par.state_dict.keys() == ref.state_dict.keys()  # checkpoints of the same model
     assert not np.allclose(parallel[1][0].probabilities, parallel[2][0].probabilities)  # seeds differ
+
+
+def test_own_frame_encoders_train_alike_on_both_paths(uneven_store):
+    config = NO_DROPOUT.model_copy(update={"frame_encoders": 2})
+    reference, parallel = _both_paths(uneven_store, "stag", epochs=2, model_config=config)
+    for ref, par in zip(reference[1], parallel[1]):
+        np.testing.assert_allclose(par.train_loss, ref.train_loss, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(par.probabilities, ref.probabilities, atol=2e-3)
+    assert any("later_frame_encoders" in k for k in parallel[1][0].state_dict)
 
 
 def test_parallel_groups_give_the_same_folds(uneven_store):

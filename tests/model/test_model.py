@@ -192,6 +192,21 @@ def test_shallow_stream_frame_encoder_shapes_and_inputs(frames, make_batch):
     assert not _changed(make_model(frame_encoder="shallow_streams", use_strain=False), b, "strain")
 
 
+@pytest.mark.parametrize("encoders", [1, 2])
+def test_frame_encoders_give_each_frame_position_its_own_cnn(encoders, make_batch):
+    """frame_encoders = n: frame k is encoded by CNN min(k, n - 1) (n = 1: one CNN shared by every frame)."""
+    b = make_batch(batch=2, frames=3)
+    model = make_model(frame_encoders=encoders, transformer=False, au_features=False)
+    assert len(model.later_frame_encoders) == encoders - 1
+    x = torch.cat([b.flow, b.strain[:, :, None]], 2)  # (B, K, 3, H, W)
+    tokens = model._frame_tokens(b) - model.frame_position.weight[:3][None]  # (B, K, d)
+    own = [model.frame_encoder, *model.later_frame_encoders]
+    for k in range(3):
+        torch.testing.assert_close(tokens[:, k], own[min(k, encoders - 1)](x[:, k]))
+    if encoders > 1:  # the later CNN is its own: the first one's output differs on the same frame
+        assert not torch.allclose(tokens[:, 1], model.frame_encoder(x[:, 1]))
+
+
 @pytest.mark.parametrize("edge_features", [True, False])
 def test_dense_egat_equals_torch_geometric(edge_features, make_batch):
     """The dense E-GAT (fold-parallel training) is torch-geometric's GATv2Conv with the same parameters:
