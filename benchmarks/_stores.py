@@ -25,10 +25,17 @@ BENCH_SCHEME = "bench"
 BENCH_CLASSES = ("a", "b", "c")
 
 
-def composite_store(folder: Path | None = None, name: str = "megc2019", phases: dict | None = None) -> tuple[Path, float]:
+# the AU coding sheets of the composite's source datasets that code AUs (the megc2019 adapter's au_sheets)
+AU_SHEETS = {"casme2": "annotations/casme2/CASME2-coding-20140508.xlsx",
+             "samm": "annotations/samm/SAMM_Micro_FACS_Codes_v2.xlsx"}
+
+
+def composite_store(folder: Path | None = None, name: str = "megc2019", phases: dict | None = None,
+                    au_sheets: bool = False) -> tuple[Path, float]:
     """The composite store ``<name>.zarr`` in ``folder`` (default SCRATCH_BASE): (path, seconds the ingest took).
     ``phases``: a CompositePhasesConfig as a dict: the two-phase store with real faces (issue 24) instead of
-    the K = 1 flow-image import."""
+    the K = 1 flow-image import. ``au_sheets``: ground-truth AUs of the CASME II and SAMM samples from
+    their coding sheets (``AU_SHEETS``)."""
     from schemas.catalog import DatasetEntry
     from schemas.pipeline_config import PipelineConfig
     from stag_features.ingest.producers import producer_for
@@ -39,6 +46,8 @@ def composite_store(folder: Path | None = None, name: str = "megc2019", phases: 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.zarr"
     options: dict[str, object] = {"flow_dir": str(SHARED_DATA / "megc2019_flow")}
+    if au_sheets:
+        options["au_sheets"] = {dataset: str(SHARED_DATA / sheet) for dataset, sheet in AU_SHEETS.items()}
     if phases is not None:
         options.update(phases_dir=str(SHARED_DATA / "megc2019_flow_phases"), composite_phases=phases,
                        apex_face_dir=str(SHARED_DATA / "megc2019_apex_faces"))

@@ -129,6 +129,18 @@ VARIANTS.update({
     "cur_bn_relu": {**CUR, "model_over": {**CURRENT, "frame_stream_order": "conv_bn_relu"}},
     "cur_relu_bn": {**CUR, "model_over": {**CURRENT, "frame_stream_order": "conv_relu_bn"}},
 })
+# Ground-truth AUs of the CASME II and SAMM samples (278 of 442) from their coding sheets (the megc2019 adapter's
+# au_sheets; store stores/megc2019_aus.zarr = benchmarks._stores.composite_store(name="megc2019_aus",
+# au_sheets=True)): the AU co-occurrence prior is no longer empty, and an auxiliary loss predicting the AUs
+# from the fused vector (ModelConfig.au_auxiliary_weight, removed after these runs: it did not help, so the
+# aus_aux* variants cannot be rerun)
+VARIANTS.update({
+    "aus_prior": CUR,
+    "aus_aux05": {**CUR, "model_over": {**CURRENT, "au_auxiliary_weight": 0.5}},
+    "aus_no_prior": {**CUR, "model_over": {**CURRENT, "au_prior": False}},
+    "aus_aux05_no_prior": {**CUR, "model_over": {**CURRENT, "au_prior": False, "au_auxiliary_weight": 0.5}},
+    "aus_aux1_no_prior": {**CUR, "model_over": {**CURRENT, "au_prior": False, "au_auxiliary_weight": 1.0}},
+})
 
 
 # Options that did not help and were removed later (TrainConfig.ensemble_size and ema_decay; DataConfig

@@ -14,6 +14,9 @@ Variants are recognised from the file's shape, never guessed:
 - ``blank-lines``: the 441-row copy with ``,,,`` lines between rows (and one
   sample fewer): refused with an error that names the variant.
 
+Option ``au_sheets`` (source dataset -> its coding sheet, e.g. CASME II's and SAMM's) gives each record
+the AU codes of its clip in that sheet (``attach_sheet_aus``): the composite's own file codes none.
+
 Options: ``flow_dir``, a folder of precomputed onset-to-apex flow images named
 ``<subject>_<clip> .png`` (the space is part of the name); each record must
 have one, or it is reported as a bad row (``flow_image`` finds it); frames
@@ -86,7 +89,7 @@ LAYOUT = SheetLayout(
     variant="official",
     identity=("dataset", "subject", "clip"),
     required_frames=(),  # the composite gives no onset or offset, and an apex only in the headered copy
-    options=COMMON_OPTIONS | {"flow_dir", "phases_dir", "apex_face_dir", "composite_phases"},
+    options=COMMON_OPTIONS | {"flow_dir", "phases_dir", "apex_face_dir", "composite_phases", "au_sheets"},
     catalog_fps=False,  # its source datasets were recorded at different rates
     emotion=native_emotion,
     source_candidates=source_candidates,
@@ -142,7 +145,26 @@ def load_records(entry: DatasetEntry) -> AdapterResult:
     result = build_records(rows, parse_row, entry, path, variant, source_candidates, attach_sources=flow_dir is None)
     if flow_dir is not None:
         _check_flow_images(Path(str(flow_dir)), result, path)
+    if entry.options.get("au_sheets"):
+        result.records = attach_sheet_aus(result.records, entry)
     return result
+
+
+def attach_sheet_aus(records: list[SampleRecord], entry: DatasetEntry) -> list[SampleRecord]:
+    """The records with the AU codes of their source dataset's own coding sheet (option ``au_sheets``:
+    source dataset -> sheet, read by that dataset's adapter, matched by subject and clip). The composite's
+    file codes no AUs; a record whose dataset has no sheet, or that its sheet lacks, keeps none (its AU
+    truth is stored as unknown)."""
+    from stag_features.adapters import load_dataset
+
+    sheets: Mapping[str, object] = entry.options["au_sheets"]  # type: ignore[assignment]
+    coded = {}
+    for dataset, sheet in sheets.items():
+        source = DatasetEntry(name=f"{entry.name}:{dataset}-aus", adapter=dataset, root=entry.root,
+                              annotations=Path(str(sheet)), store=entry.store)
+        coded.update({(dataset, r.subject, r.clip): r.aus for r in load_dataset(source).records})
+    return [r.model_copy(update={"aus": coded[(r.dataset, r.subject, r.clip)]})
+            if (r.dataset, r.subject, r.clip) in coded else r for r in records]
 
 
 def _check_flow_images(flow_dir: Path, result: AdapterResult, path: Path) -> None:

@@ -109,8 +109,17 @@ def region_features(flow: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray, 
     timings["aus"] = time.perf_counter() - start
     return {"landmarks_onset": landmarks, "landmarks_apex": landmarks, "roi_boxes": boxes,
             "roi_patches": patches.astype(np.float32), "roi_stats": stats.astype(np.float32),
-            "au_activations": activations.astype(np.float32), "edge_weights": weights.astype(np.float32),
-            "au_truth": np.full(len(config.aus.aus), -1, dtype=np.int8)}  # the composite sheet codes no AUs
+            "au_activations": activations.astype(np.float32), "edge_weights": weights.astype(np.float32)}
+
+
+def composite_au_truth(record: SampleRecord, config: PipelineConfig) -> np.ndarray:
+    """(A,) int8: the record's coded AUs (1 coded, 0 not), which a composite record has only from the
+    megc2019 adapter's ``au_sheets``; every AU unknown (-1) without codes."""
+    from stag_features.extract.aus import au_truth_vector
+
+    if not record.aus.terms:
+        return np.full(len(config.aus.aus), -1, dtype=np.int8)
+    return au_truth_vector(record, config.aus)
 
 
 def composite_features(record: SampleRecord, image: Path, config: PipelineConfig,
@@ -140,6 +149,7 @@ def composite_features(record: SampleRecord, image: Path, config: PipelineConfig
         strain=strain,
         onset_face=np.zeros((imp.image_size, imp.image_size), dtype=np.uint8),
         **region_features(flow, landmarks, boxes, config, timings),
+        au_truth=composite_au_truth(record, config),
         timings=timings,
     )
 

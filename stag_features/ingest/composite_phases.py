@@ -42,7 +42,12 @@ from schemas.store_spec import APEX_FACE, SOURCE_DATASET, StoreLayout
 from stag_features.adapters.base import entry_schemes
 from stag_features.adapters.megc2019 import flow_image
 from stag_features.errors import SampleError
-from stag_features.ingest.composite import read_flow_image, region_features, template_landmarks
+from stag_features.ingest.composite import (
+    composite_au_truth,
+    read_flow_image,
+    region_features,
+    template_landmarks,
+)
 from stag_features.store.identity import StoreIdentity
 
 LOG = logging.getLogger(__name__)
@@ -224,6 +229,7 @@ def phase_features(record: SampleRecord, producer: "PhaseImageProducer") -> Samp
         strain=strain,
         onset_face=np.zeros((size, size), dtype=np.uint8),  # no onset frame in the composite
         **region_features(flow, landmarks, boxes, config, timings),
+        au_truth=composite_au_truth(record, config),
         extras={SOURCE_DATASET: np.array(record.dataset, dtype=str), APEX_FACE: apex_face},
         timings=timings,
     )

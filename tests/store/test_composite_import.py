@@ -96,3 +96,28 @@ def test_stag_ingest_imports_a_flow_image_dataset_through_the_flow(shared_data, 
     ds = open_store(store)
     assert sorted(ds["sample"].values) == sorted(f"{r.split(',')[1]}/{r.split(',')[2]}" for r in rows)
     assert validate_store(store).ok
+
+
+def test_au_sheets_give_composite_samples_their_coded_aus(shared_data, tmp_path):
+    """The composite's file codes no AUs; with the megc2019 adapter's au_sheets each CASME II and SAMM sample
+    takes its clip's codes from its dataset's own sheet, stored as au_truth; SMIC's stay unknown (-1)."""
+    from stag_features.adapters import load_dataset
+
+    annotations = shared_data / "annotations"
+    entry = DatasetEntry(
+        name="megc2019", adapter="megc2019", root=tmp_path / "no-frames",
+        annotations=annotations / "megc2019" / "combined_3class_gt.csv", store=str(tmp_path / "m.zarr"),
+        options={"flow_dir": str(shared_data / "megc2019_flow"),
+                 "au_sheets": {"casme2": str(annotations / "casme2" / "CASME2-coding-20140508.xlsx"),
+                               "samm": str(annotations / "samm" / "SAMM_Micro_FACS_Codes_v2.xlsx")}})
+    records = {r.sample_id: r for r in load_dataset(entry).records}
+    coded = {r.dataset for r in records.values() if r.aus.terms}
+    assert coded == {"casme2", "samm"} and sum(bool(r.aus.terms) for r in records.values()) == 145 + 133
+    assert records["sub01/EP02_01f"].aus.au_numbers() == (12,)  # the CASME II sheet's "12"
+    assert records["006/006_1_2"].aus.au_numbers() == (4, 7)  # SAMM's "4+7"
+    producer = producer_for(entry, PipelineConfig())
+    names = list(PipelineConfig().aus.aus)
+    truth = producer.features(records["006/006_1_2"]).au_truth
+    assert [names[i] for i in np.flatnonzero(truth == 1)] == [4, 7] and set(truth.tolist()) == {0, 1}
+    smic = next(r for r in records.values() if r.dataset == "smic")
+    assert (producer.features(smic).au_truth == -1).all()
