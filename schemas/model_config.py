@@ -118,6 +118,11 @@ class StstnetConfig(_Frozen):
         "conv -> batch norm -> ReLU (conv_bn_relu)"
     )
     input_size: int = Field(28, description="the paper's input side")
+    frame: Literal["largest_motion", "first"] = Field(
+        "largest_motion", description="which of a sample's K frames it reads: the one of largest mean flow magnitude "
+        "(the apex of a clip's selected frames), or the first (the onset -> apex phase of the two-phase composite, "
+        "whose apex -> offset phase runs the other way)"
+    )
     stream_channels: tuple[int, int, int] = (3, 5, 8)
     kernel_size: int = 3
     padding: int = Field(2, description="as in the authors' released port: 28 -> 30")

@@ -65,11 +65,15 @@ class Ststnet(nn.Module):
         """STSTNet uses no AU input; accepted so the trainer treats models alike."""
 
     @staticmethod
-    def apex_volume(b: StagBatch, size: int) -> torch.Tensor:
-        """(B, 3, size, size): (u, v, strain) of the frame of largest mean flow magnitude."""
-        magnitude = b.flow.float().pow(2).sum(2).sqrt().mean((-2, -1))  # (B, K)
-        magnitude = magnitude.masked_fill(~b.frame_mask, float("-inf"))
-        k = magnitude.argmax(1)  # (B,)
+    def apex_volume(b: StagBatch, size: int, frame: str = "largest_motion") -> torch.Tensor:
+        """(B, 3, size, size): (u, v, strain) of the frame of largest mean flow magnitude, or of the first
+        frame (``frame="first"``)."""
+        if frame == "first":
+            k = torch.zeros(b.flow.shape[0], dtype=torch.long, device=b.flow.device)  # (B,)
+        else:
+            magnitude = b.flow.float().pow(2).sum(2).sqrt().mean((-2, -1))  # (B, K)
+            magnitude = magnitude.masked_fill(~b.frame_mask, float("-inf"))
+            k = magnitude.argmax(1)  # (B,)
         rows = torch.arange(b.flow.shape[0], device=k.device)
         x = torch.cat([b.flow[rows, k], b.strain[rows, k][:, None]], 1)  # (B, 3, H, W)
         if x.shape[-2:] != (size, size):
@@ -77,7 +81,7 @@ class Ststnet(nn.Module):
         return x
 
     def forward(self, b: StagBatch, targets: torch.Tensor | None = None, valid: torch.Tensor | None = None):
-        x = self.apex_volume(b, self.config.input_size)  # (B, 3, 28, 28): u, v, strain
+        x = self.apex_volume(b, self.config.input_size, self.config.frame)  # (B, 3, 28, 28): u, v, strain
         if self.config.input == "megc2019_image":
             x = megc2019_image(x)  # (B, 3, 28, 28): strain, v, u in 0..255
         x = torch.cat([s(x) for s in self.streams], 1)  # (B, 16, 10, 10)

@@ -160,7 +160,8 @@ MODELS: dict[str, ModelEntry] = {
                               f"{n} classes"),
     "ststnet": ModelEntry(
         "ststnet", "ststnet", StstnetConfig, lambda c, n, _s, _ch: Ststnet(c, n), vmap=True,
-        describe=lambda s, n: f"streams {list(s.stream_channels)}, {s.layer_order}, input {s.input}, {n} classes"),
+        describe=lambda s, n: f"streams {list(s.stream_channels)}, {s.layer_order}, input {s.input}, frame "
+                              f"{s.frame}, {n} classes"),
     "tsfmicro": ModelEntry(
         "tsfmicro", "tsfmicro", TsfmicroConfig, _build_tsfmicro, roles=_tsfmicro_roles, recipe=lambda c: c.recipe,
         describe=lambda t, n: f"fusion {t.fusion}, grid {t.grid}, d_model {t.d_model}, retention "

@@ -179,6 +179,13 @@ def test_ststnet_shapes_and_apex_frame_choice(make_batch):
     logits, loss = model(b, torch.tensor([0, 2]))
     assert logits.shape == (2, N_CLASSES) and torch.isfinite(loss)
     assert sum(p.numel() for p in model.parameters()) < 2000  # the paper's net is tiny (~1.6k weights)
+    # frame "first": the first frame whatever moves most (the two-phase composite's onset -> apex)
+    first = Ststnet.apex_volume(b, config.input_size, "first")
+    expected = F.interpolate(torch.cat([b.flow[:, 0], b.strain[:, 0, None]], 1), size=(28, 28), mode="area")
+    torch.testing.assert_close(first, expected)
+    reads_first = Ststnet(StstnetConfig(frame="first"), N_CLASSES).eval()
+    reads_first.load_state_dict(model.state_dict())
+    assert not torch.allclose(reads_first(b)[0][0], model(b)[0][0])  # sample 0's volumes differ
 
 
 @pytest.mark.parametrize("frames", [1, 4])
