@@ -12,7 +12,9 @@ subject: after every epoch the test subject's UF1 is computed and the best epoch
 the test positions, which stag-fit never does. Published code that reports the best epoch per test
 subject (HTNet's, TSFmicro's) selects on accuracy; on one subject's handful of samples the two orderings
 rarely differ. Results merge into benchmarks/results/epoch_peeking.json, keyed by ``--label``, beside the
-honest figure of the same design named by ``--honest`` (e.g. ``composite_loso:stag``). Folds run one per core in worker processes, one torch thread each.
+honest figure of the same design named by ``--honest`` (e.g. ``composite_loso:stag``). Folds run one per
+core in worker processes, one torch thread each (``stag_model.fold_processes`` cannot run them: its
+workers guard the test labels, which is the point).
 """
 from __future__ import annotations
 
@@ -58,8 +60,7 @@ def _fit_peeking(seed: int, fold: Fold) -> dict:
     result = fit_fold(samples, _WORKER["source"], peeking, labels, _WORKER["configs"], seed, torch.device("cpu"),
                       dense_gat=True)
     return {"seed": seed, "fold": fold.name, "positions": fold.test.tolist(),
-            "predicted": result.probabilities.argmax(1).tolist(), "epoch_kept": result.metadata["epochs_kept"],
-            "test_uf1_by_epoch": result.validation_uf1}
+            "predicted": result.probabilities.argmax(1).tolist(), "epoch_kept": result.metadata["epochs_kept"]}
 
 
 def run(store: Path, model: str, seeds: tuple[int, ...], workers: int) -> dict:
@@ -80,10 +81,11 @@ def run(store: Path, model: str, seeds: tuple[int, ...], workers: int) -> dict:
     table = pd.DataFrame(rows)
     pooled = [pooled_and_per_fold(table[table.seed == s], len(samples.class_names), samples.class_names)["pooled"]
               for s in seeds]
+    kept_epochs = np.asarray(kept)
     return {"store": str(store), "model": model, "epochs": EPOCHS[model], "seeds": list(seeds),
-            "summary": mean_std_over_seeds(pooled), "epochs_kept": {"mean": float(np.mean(kept)),
-                                                                    "last_epoch_share": float(np.mean(
-                                                                        np.asarray(kept) == EPOCHS[model]))},
+            "summary": mean_std_over_seeds(pooled),
+            "epochs_kept": {"mean": float(kept_epochs.mean()),
+                            "last_epoch_share": float((kept_epochs == EPOCHS[model]).mean())},
             "seconds": time.perf_counter() - started}
 
 

@@ -11,7 +11,8 @@ the gain of each part is measured on design folds, never on the LOSO test folds.
 
 The stores are built with ``stag-ingest --catalog data_catalog.yaml --dataset megc2019_phases``
 and the same entry with ``options.composite_phases`` set; ``python benchmarks/phases_design.py build
-NAME`` builds stores/NAME.zarr with the options ``STORES`` gives it (``benchmarks._stores.composite_store``). Results merge into ``benchmarks/results/phases_design.json``.
+NAME`` builds stores/NAME.zarr with the options ``STORES`` gives it (``benchmarks._stores.composite_store``).
+Results merge into ``benchmarks/results/phases_design.json``.
 """
 from __future__ import annotations
 

@@ -162,7 +162,7 @@ def _merged_runs(folders: list[Path]) -> dict:
     return {**first, "run": " + ".join(str(f) for f in folders), "seeds": seeds,
             "argv": [part["argv"] for part in parts], "training": first["training"],
             "summary": mean_std_over_seeds(pooled), **breakdown(table, classes),
-            "per_class_by_seed": _per_class_by_seed(table, classes),
+            "per_class_by_seed": {seed: f for part in parts for seed, f in part["per_class_by_seed"].items()},
             "seconds_per_epoch": weighted("seconds_per_epoch"), "seconds_per_fold": weighted("seconds_per_fold"),
             "minutes_per_seed_by_run": {part["run"]: _minutes_per_seed(part) for part in parts}}
 

@@ -157,12 +157,20 @@ def attach_sheet_aus(records: list[SampleRecord], entry: DatasetEntry) -> list[S
     truth is stored as unknown)."""
     from stag_features.adapters import load_dataset
 
-    sheets: Mapping[str, object] = entry.options["au_sheets"]  # type: ignore[assignment]
+    sheets = entry.options["au_sheets"]
+    present = sorted({r.dataset for r in records})
+    if not isinstance(sheets, Mapping) or not set(sheets) <= set(present):
+        raise AnnotationError(f"dataset {entry.name}: option au_sheets must map source datasets of "
+                              f"{entry.annotations.name} ({', '.join(present)}) to coding sheets, got {sheets!r}")
     coded = {}
     for dataset, sheet in sheets.items():
-        source = DatasetEntry(name=f"{entry.name}:{dataset}-aus", adapter=dataset, root=entry.root,
+        source = DatasetEntry(name=f"{entry.name}-{dataset}-aus", adapter=dataset, root=entry.root,
                               annotations=Path(str(sheet)), store=entry.store)
-        coded.update({(dataset, r.subject, r.clip): r.aus for r in load_dataset(source).records})
+        found = {(r.subject, r.clip): r.aus for r in load_dataset(source).records}
+        if not any((r.subject, r.clip) in found for r in records if r.dataset == dataset):
+            raise AnnotationError(f"AU sheet {sheet} (option au_sheets.{dataset} of dataset {entry.name}) holds "
+                                  f"none of the {dataset} clips of {entry.annotations.name}")
+        coded.update({(dataset, *key): aus for key, aus in found.items()})
     return [r.model_copy(update={"aus": coded[(r.dataset, r.subject, r.clip)]})
             if (r.dataset, r.subject, r.clip) in coded else r for r in records]
 

@@ -121,3 +121,21 @@ def test_au_sheets_give_composite_samples_their_coded_aus(shared_data, tmp_path)
     assert [names[i] for i in np.flatnonzero(truth == 1)] == [4, 7] and set(truth.tolist()) == {0, 1}
     smic = next(r for r in records.values() if r.dataset == "smic")
     assert (producer.features(smic).au_truth == -1).all()
+
+
+@pytest.mark.parametrize("sheets, message", [
+    ({"casme3": "x.xlsx"}, "must map source datasets"),
+    (["casme2"], "must map source datasets"),
+    ({"samm": "annotations/casme2/CASME2-coding-20140508.xlsx"}, "holds none of the samm clips"),
+])
+def test_au_sheets_that_cannot_match_are_refused_by_name(shared_data, tmp_path, sheets, message):
+    from stag_features.adapters import AnnotationError, load_dataset
+
+    if isinstance(sheets, dict):
+        sheets = {k: str(shared_data / v) for k, v in sheets.items()}
+    entry = DatasetEntry(name="megc2019", adapter="megc2019", root=tmp_path,
+                         annotations=shared_data / "annotations" / "megc2019" / "combined_3class_gt.csv",
+                         store=str(tmp_path / "m.zarr"),
+                         options={"flow_dir": str(shared_data / "megc2019_flow"), "au_sheets": sheets})
+    with pytest.raises(AnnotationError, match=message):
+        load_dataset(entry)
